@@ -1,0 +1,12 @@
+"""Alembic environment of this repository: the same one the pgsearch wheel ships."""
+
+from logging.config import fileConfig
+
+from alembic import context
+
+from pgsearch.migrations.environment import run_migrations
+
+if context.config.config_file_name is not None:
+    fileConfig(context.config.config_file_name)
+
+run_migrations()

@@ -1,0 +1,62 @@
+"""pgsearch: PostgreSQL as a vector, full-text and hybrid search store."""
+
+from pgsearch.chunking import ChunkingOptions, TextChunk, chunk_text
+from pgsearch.config import Settings
+from pgsearch.database import create_engine
+from pgsearch.embedders import Embedder, HashingEmbedder, load_embedder
+from pgsearch.exceptions import (
+    ConfigurationError,
+    DocumentExistsError,
+    EmbeddingMismatchError,
+    ExtensionMissingError,
+    InvalidDocumentError,
+    InvalidSearchError,
+    NotMigratedError,
+    PgSearchError,
+    SourceError,
+)
+from pgsearch.fusion import reciprocal_rank_fusion
+from pgsearch.indexes import HnswSearchOptions
+from pgsearch.ingest import DocumentInput, IngestSummary
+from pgsearch.migrations import StoreOptions
+from pgsearch.models import Chunk, Document
+from pgsearch.repository import DocumentRepository, SearchRepository
+from pgsearch.search import SearchResult
+from pgsearch.store import Store, StoreStatus
+from pgsearch.types import Distance, SearchMode
+
+__all__ = [
+    "Chunk",
+    "ChunkingOptions",
+    "ConfigurationError",
+    "Distance",
+    "Document",
+    "DocumentExistsError",
+    "DocumentInput",
+    "DocumentRepository",
+    "Embedder",
+    "EmbeddingMismatchError",
+    "ExtensionMissingError",
+    "HashingEmbedder",
+    "HnswSearchOptions",
+    "IngestSummary",
+    "InvalidDocumentError",
+    "InvalidSearchError",
+    "NotMigratedError",
+    "PgSearchError",
+    "SearchMode",
+    "SearchRepository",
+    "SearchResult",
+    "Settings",
+    "SourceError",
+    "Store",
+    "StoreOptions",
+    "StoreStatus",
+    "TextChunk",
+    "chunk_text",
+    "create_engine",
+    "load_embedder",
+    "reciprocal_rank_fusion",
+]
+
+__version__ = "0.1.0"

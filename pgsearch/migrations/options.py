@@ -1,0 +1,98 @@
+"""Parameters of a new store, chosen once, when the store is first migrated.
+
+``pgsearch migrate`` passes them in ``Config.attributes["pgsearch_options"]``; the plain Alembic
+command line passes them as ``-x dim=768 -x distance=l2 -x text_config=simple -x model=NAME``.
+What neither gives comes from the configured embedder (``PGSEARCH_EMBEDDER``) and the defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgsearch.exceptions import ConfigurationError
+from pgsearch.types import Distance
+
+__all__ = ["ATTRIBUTE", "MAX_HNSW_DIMENSIONS", "StoreOptions", "options_from_context"]
+
+ATTRIBUTE = "pgsearch_options"
+# pgvector indexes `vector` columns of at most 2,000 dimensions with HNSW and IVFFlat.
+MAX_HNSW_DIMENSIONS = 2000
+_TEXT_CONFIG = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?")
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Choices baked into the schema of a new store.
+
+    Attributes:
+        dim: Embedding dimension of the ``chunks.embedding vector(dim)`` column.
+        model: Name of the embedding model that fills the store.
+        distance: Distance of the HNSW operator class and of vector search.
+        text_config: Text-search configuration of the generated ``tsv`` column.
+        m: HNSW ``m`` (links per node).
+        ef_construction: HNSW ``ef_construction`` (candidate list size while building).
+    """
+
+    dim: int = 384
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    distance: Distance = field(default=Distance.COSINE)
+    text_config: str = "english"
+    m: int = 16
+    ef_construction: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "distance", Distance.parse(self.distance))
+        if not 1 <= self.dim <= MAX_HNSW_DIMENSIONS:
+            raise ConfigurationError(
+                f"embedding dimension {self.dim} is out of range: pgvector indexes 1 to "
+                f"{MAX_HNSW_DIMENSIONS} dimensions"
+            )
+        if not self.model.strip():
+            raise ConfigurationError("the embedding model name is empty")
+        if not _TEXT_CONFIG.fullmatch(self.text_config):
+            raise ConfigurationError(
+                f"text search configuration {self.text_config!r} is not a valid name: "
+                "use one of `SELECT cfgname FROM pg_ts_config`, for example english or simple"
+            )
+        if not 2 <= self.m <= 100:
+            raise ConfigurationError(f"HNSW m={self.m} is out of pgvector's range 2..100")
+        if not 2 * self.m <= self.ef_construction <= 1000:
+            raise ConfigurationError(
+                f"HNSW ef_construction={self.ef_construction} must be between 2*m "
+                f"({2 * self.m}) and 1000"
+            )
+
+
+def _int_option(values: dict[str, str], name: str) -> dict[str, Any]:
+    if name not in values:
+        return {}
+    try:
+        return {name: int(values[name])}
+    except ValueError:
+        raise ConfigurationError(f"-x {name}={values[name]!r} is not an integer") from None
+
+
+def options_from_context(context: Any) -> StoreOptions:
+    """Store options for the running migration (``context`` is ``alembic.context``)."""
+    given = context.config.attributes.get(ATTRIBUTE)
+    if isinstance(given, StoreOptions):
+        return given
+    from pgsearch.config import Settings
+    from pgsearch.embedders import describe_embedder
+
+    x_args: dict[str, str] = context.get_x_argument(as_dictionary=True)
+    unknown = set(x_args) - {"url", "dim", "model", "distance", "text_config", "m", "ef_construction"}
+    if unknown:
+        raise ConfigurationError(f"unknown -x options: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    if "dim" not in x_args or "model" not in x_args:
+        model, dim = describe_embedder(Settings.from_env().embedder)
+        values.update(model=model, dim=dim)
+    for name in ("dim", "m", "ef_construction"):
+        values.update(_int_option(x_args, name))
+    for name in ("model", "distance", "text_config"):
+        if name in x_args:
+            values[name] = x_args[name]
+    return StoreOptions(**values)

@@ -1,0 +1,138 @@
+"""Search statements: vector, text and hybrid (reciprocal rank fusion), each one SQL statement.
+
+The SQL text is fixed per distance; every value (query vector, query text, text configuration,
+limits) is a bound parameter. Each statement first takes the best chunk ids in an inner query, so
+the planner can serve it from the HNSW or GIN index, then joins the rows it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import TextClause, text
+
+from pgsearch.types import Distance
+
+__all__ = [
+    "SearchResult",
+    "hybrid_search_sql",
+    "text_search_sql",
+    "vector_search_sql",
+]
+
+_QUERY_VECTOR = "CAST(:query_embedding AS vector)"
+_TSQUERY = "websearch_to_tsquery(CAST(:text_config AS regconfig), :query_text)"
+
+_RESULT_COLUMNS = """
+    c.id AS chunk_id, c.document_id, d.external_id, d.title, c.position, c.content,
+    c.metadata"""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked chunk.
+
+    Attributes:
+        chunk_id: ``pgsearch.chunks.id``.
+        document_id: ``pgsearch.documents.id``.
+        external_id: The document's caller-supplied key.
+        title: The document's title.
+        position: The chunk's position in its document (0-based).
+        content: The chunk's text.
+        metadata: The chunk's metadata (the document's, repeated).
+        score: Higher is better. Vector mode: the distance's similarity (cosine similarity,
+            inner product, negated L2). Text mode: ``ts_rank_cd``. Hybrid: the RRF score.
+    """
+
+    chunk_id: int
+    document_id: int
+    external_id: str
+    title: str | None
+    position: int
+    content: str
+    metadata: dict[str, Any]
+    score: float
+
+
+def _vector_leg(distance: Distance) -> str:
+    return f"""
+        SELECT id, embedding {distance.operator} {_QUERY_VECTOR} AS distance
+        FROM pgsearch.chunks
+        ORDER BY embedding {distance.operator} {_QUERY_VECTOR}
+        LIMIT :limit"""
+
+
+_TEXT_LEG = f"""
+        SELECT id, ts_rank_cd(tsv, {_TSQUERY}) AS rank
+        FROM pgsearch.chunks
+        WHERE tsv @@ {_TSQUERY}
+        ORDER BY rank DESC, id
+        LIMIT :limit"""
+
+
+@cache
+def vector_search_sql(distance: Distance) -> TextClause:
+    """Nearest chunks by ``distance``; binds ``query_embedding`` and ``limit``."""
+    return text(
+        f"""
+        SELECT {_RESULT_COLUMNS}, {distance.score_sql("nearest.distance")} AS score
+        FROM ({_vector_leg(distance)}) AS nearest
+        JOIN pgsearch.chunks AS c ON c.id = nearest.id
+        JOIN pgsearch.documents AS d ON d.id = c.document_id
+        ORDER BY nearest.distance, c.id
+        """
+    )
+
+
+@cache
+def text_search_sql() -> TextClause:
+    """Chunks matching ``websearch_to_tsquery``, by ``ts_rank_cd``.
+
+    Binds ``query_text``, ``text_config`` and ``limit``.
+    """
+    return text(
+        f"""
+        SELECT {_RESULT_COLUMNS}, matched.rank AS score
+        FROM ({_TEXT_LEG}) AS matched
+        JOIN pgsearch.chunks AS c ON c.id = matched.id
+        JOIN pgsearch.documents AS d ON d.id = c.document_id
+        ORDER BY matched.rank DESC, c.id
+        """
+    )
+
+
+@cache
+def hybrid_search_sql(distance: Distance) -> TextClause:
+    """Reciprocal rank fusion of the vector and text legs, in one statement.
+
+    Each leg ranks its best ``limit`` chunks; a chunk scores ``1 / (rrf_k + rank)`` per leg it
+    appears in. Binds ``query_embedding``, ``query_text``, ``text_config``, ``limit`` (depth of
+    each leg), ``rrf_k`` and ``k`` (rows returned).
+    """
+    return text(
+        f"""
+        WITH vector_leg AS (
+            SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
+            FROM ({_vector_leg(distance)}) AS nearest
+        ),
+        text_leg AS (
+            SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rank
+            FROM ({_TEXT_LEG}) AS matched
+        ),
+        fused AS (
+            SELECT coalesce(v.id, t.id) AS id,
+                   coalesce(1.0::float8 / (:rrf_k + v.rank), 0)
+                   + coalesce(1.0::float8 / (:rrf_k + t.rank), 0) AS score
+            FROM vector_leg AS v FULL OUTER JOIN text_leg AS t ON t.id = v.id
+            ORDER BY score DESC, id
+            LIMIT :k
+        )
+        SELECT {_RESULT_COLUMNS}, fused.score
+        FROM fused
+        JOIN pgsearch.chunks AS c ON c.id = fused.id
+        JOIN pgsearch.documents AS d ON d.id = c.document_id
+        ORDER BY fused.score DESC, c.id
+        """
+    )

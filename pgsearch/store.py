@@ -1,0 +1,210 @@
+"""``Store``: the convenience entry point that opens its own engine and sessions.
+
+Use it for scripts and the command line. Applications that manage their own sessions use
+:class:`~pgsearch.repository.DocumentRepository` and :class:`~pgsearch.repository.SearchRepository`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from pgsearch.chunking import ChunkingOptions
+from pgsearch.config import Settings
+from pgsearch.database import create_engine, describe_url
+from pgsearch.embedders import Embedder, load_embedder
+from pgsearch.ingest import DocumentInput, IngestSummary
+from pgsearch.migrations import StoreOptions, downgrade, upgrade
+from pgsearch.models import Document
+from pgsearch.repository import DocumentRepository, SearchRepository
+from pgsearch.search import SearchResult
+from pgsearch.store_config import StoreSettings, load_store_settings
+from pgsearch.types import Distance, SearchMode
+
+__all__ = ["Store", "StoreStatus"]
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """What ``pgsearch status`` reports."""
+
+    database: str
+    server_version: str
+    pgvector_version: str | None
+    migrated: bool
+    settings: StoreSettings | None = None
+    documents: int = 0
+    chunks: int = 0
+    indexes: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        settings = self.settings
+        return {
+            "database": self.database,
+            "server_version": self.server_version,
+            "pgvector_version": self.pgvector_version,
+            "migrated": self.migrated,
+            "embedding_model": settings.embedding_model if settings else None,
+            "embedding_dim": settings.embedding_dim if settings else None,
+            "distance": settings.distance.value if settings else None,
+            "text_config": settings.text_config if settings else None,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "indexes": self.indexes,
+        }
+
+
+class Store:
+    """A pgsearch store: an engine plus an embedder, with one transaction per call.
+
+    Args:
+        engine: Engine of the database.
+        embedder: The embedder (or an embedder spec, e.g. ``hashing:64``).
+        chunking: Chunk size budget and overlap for writes.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        embedder: Embedder | str,
+        *,
+        chunking: ChunkingOptions | None = None,
+    ) -> None:
+        self.engine = engine
+        self.embedder = load_embedder(embedder) if isinstance(embedder, str) else embedder
+        self.chunking = chunking
+
+    @classmethod
+    def open(
+        cls,
+        database_url: str | None = None,
+        *,
+        embedder: Embedder | str | None = None,
+        data_dir: str | Path | None = None,
+        chunking: ChunkingOptions | None = None,
+    ) -> Store:
+        """Open the store at ``database_url``, ``PGSEARCH_DATABASE_URL`` or the embedded server."""
+        settings = Settings.from_env(
+            database_url=database_url,
+            data_dir=data_dir,
+            embedder=embedder if isinstance(embedder, str) else None,
+        )
+        chosen: Embedder | str = embedder if isinstance(embedder, Embedder) else settings.embedder
+        return cls(create_engine(settings=settings), chosen, chunking=chunking)
+
+    def close(self) -> None:
+        """Dispose of the engine's connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def migrate(
+        self,
+        *,
+        dim: int | None = None,
+        distance: Distance | str = Distance.COSINE,
+        text_config: str = "english",
+        m: int = 16,
+        ef_construction: int = 64,
+    ) -> None:
+        """Create or upgrade the schema; a new store is sized for this store's embedder."""
+        upgrade(
+            self.engine,
+            StoreOptions(
+                dim=dim if dim is not None else self.embedder.dimension,
+                model=self.embedder.name,
+                distance=Distance.parse(distance),
+                text_config=text_config,
+                m=m,
+                ef_construction=ef_construction,
+            ),
+        )
+
+    def downgrade(self, revision: str = "base") -> None:
+        """Downgrade the schema; ``base`` removes everything pgsearch created."""
+        downgrade(self.engine, revision)
+
+    def add(self, documents: DocumentInput | Iterable[DocumentInput]) -> IngestSummary:
+        """Insert new documents in one transaction (see :meth:`DocumentRepository.add`)."""
+        with self.session() as session:
+            return DocumentRepository(session, self.embedder, chunking=self.chunking).add(documents)
+
+    def upsert(self, documents: DocumentInput | Iterable[DocumentInput]) -> IngestSummary:
+        """Insert or replace documents in one transaction."""
+        with self.session() as session:
+            repository = DocumentRepository(session, self.embedder, chunking=self.chunking)
+            return repository.upsert(documents)
+
+    def get(self, external_id: str) -> Document | None:
+        """The stored document with its chunks loaded, or ``None``."""
+        with self.session() as session:
+            return DocumentRepository(session, self.embedder).get(external_id)
+
+    def delete(self, external_ids: str | Iterable[str]) -> int:
+        """Delete documents and their chunks; return how many were deleted."""
+        with self.session() as session:
+            return DocumentRepository(session, self.embedder).delete(external_ids)
+
+    def search(
+        self, query: str, k: int = 10, mode: SearchMode | str = SearchMode.HYBRID, **options: Any
+    ) -> list[SearchResult]:
+        """Search (see :meth:`SearchRepository.search` for ``options``)."""
+        with self.session() as session:
+            return SearchRepository(session, self.embedder).search(query, k, mode, **options)
+
+    def status(self) -> StoreStatus:
+        """Server, pgvector, schema and size facts about this store."""
+        with self.session() as session:
+            server_version = str(session.execute(text("SHOW server_version")).scalar())
+            pgvector_version = session.execute(
+                text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            ).scalar()
+            database = describe_url(self.engine.url)
+            migrated = (
+                session.execute(text("SELECT to_regclass('pgsearch.store_config')")).scalar()
+                is not None
+            )
+            if not migrated:
+                return StoreStatus(database, server_version, pgvector_version, migrated=False)
+            counts = session.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM pgsearch.documents) AS documents,"
+                    " (SELECT count(*) FROM pgsearch.chunks) AS chunks"
+                )
+            ).one()
+            indexes = {
+                row.indexname: row.indexdef
+                for row in session.execute(
+                    text(
+                        "SELECT indexname, indexdef FROM pg_indexes"
+                        " WHERE schemaname = 'pgsearch' ORDER BY indexname"
+                    )
+                )
+            }
+            return StoreStatus(
+                database=database,
+                server_version=server_version,
+                pgvector_version=pgvector_version,
+                migrated=True,
+                settings=load_store_settings(session),
+                documents=counts.documents,
+                chunks=counts.chunks,
+                indexes=indexes,
+            )
