@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from pgsearch.exceptions import ConfigurationError
@@ -30,6 +31,10 @@ def _configure_and_run(context: Any, connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if not context.get_context().get_current_heads():
+            # At base pgsearch has nothing left in the database: take the version table too,
+            # so that `downgrade base` leaves the database as it was before pgsearch.
+            connection.execute(text(f'DROP TABLE IF EXISTS "{VERSION_TABLE}"'))
 
 
 def run_migrations() -> None:
