@@ -1,0 +1,143 @@
+"""Each search mode on real PostgreSQL: ranking, fusion, plans and knobs."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import TextClause, text
+from sqlalchemy.orm import Session
+
+from pgsearch import (
+    DocumentInput,
+    DocumentRepository,
+    HashingEmbedder,
+    InvalidSearchError,
+    SearchRepository,
+    reciprocal_rank_fusion,
+)
+from pgsearch.search import hybrid_search_sql, text_search_sql, vector_search_sql
+from pgsearch.types import Distance, vector_literal
+
+
+@pytest.fixture
+def loaded(session: Session, embedder: HashingEmbedder, corpus: list[DocumentInput]) -> SearchRepository:
+    DocumentRepository(session, embedder).add(corpus)
+    return SearchRepository(session, embedder)
+
+
+def test_vector_search_ranks_by_cosine_similarity(
+    loaded: SearchRepository, embedder: HashingEmbedder, corpus: list[DocumentInput]
+) -> None:
+    results = loaded.search("honeybees pollinate crops", k=5, mode="vector")
+    assert results[0].external_id == "bees"
+    query = embedder.embed_query("honeybees pollinate crops")
+    expected = {d.external_id: float(query @ embedder.embed_query(d.content)) for d in corpus}
+    assert {r.external_id: r.score for r in results} == pytest.approx(expected, abs=1e-5)
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True)
+    assert results[0].title == "Bees" and results[0].metadata == {"topic": "nature"}
+
+
+def test_text_search_matches_stemmed_words_only(loaded: SearchRepository) -> None:
+    results = loaded.search("readers blocking", mode="text")
+    assert [r.external_id for r in results] == ["postgres"]
+    assert results[0].score > 0
+    assert loaded.search("quantum chromodynamics", mode="text") == []
+    # websearch syntax: "or" and exclusion
+    either = {r.external_id for r in loaded.search("bread or rovers", mode="text")}
+    assert either == {"bread", "rovers"}
+    assert loaded.search("rovers -mars", mode="text") == []
+
+
+def test_text_search_orders_by_ts_rank_cd(session: Session, embedder: HashingEmbedder) -> None:
+    DocumentRepository(session, embedder).add(
+        [
+            DocumentInput("once", "Index structures: one mention of an index here."),
+            DocumentInput("often", "Index, index, index: an index of indexes of index pages."),
+        ]
+    )
+    results = SearchRepository(session, embedder).search("index", mode="text")
+    assert [r.external_id for r in results] == ["often", "once"]
+    assert results[0].score > results[1].score
+
+
+def test_hybrid_is_rrf_of_both_legs(loaded: SearchRepository) -> None:
+    query = "databases index readers"
+    depth = 40
+    vector_leg = [r.chunk_id for r in loaded.search(query, k=depth, mode="vector")]
+    text_leg = [r.chunk_id for r in loaded.search(query, k=depth, mode="text")]
+    expected = reciprocal_rank_fusion([vector_leg, text_leg], k=60)
+    results = loaded.search(query, k=3, mode="hybrid", candidates=depth)
+    assert len(results) == 3
+    assert [r.score for r in results] == pytest.approx([score for _, score in expected[:3]])
+    assert {r.chunk_id for r in results} <= {chunk for chunk, _ in expected}
+
+
+def test_hybrid_finds_keyword_only_and_vector_only_matches(loaded: SearchRepository) -> None:
+    results = loaded.search("MVCC", k=5, mode="hybrid")
+    assert results[0].external_id == "postgres"
+    assert len(results) == 5  # the vector leg fills the rest
+
+
+@pytest.mark.parametrize(
+    "statement,indexes",
+    [
+        (vector_search_sql(Distance.COSINE), ["ix_chunks_embedding_hnsw"]),
+        (text_search_sql(), ["ix_chunks_tsv"]),
+        (hybrid_search_sql(Distance.COSINE), ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"]),
+    ],
+    ids=["vector", "text", "hybrid"],
+)
+def test_queries_use_the_indexes(
+    session: Session,
+    loaded: SearchRepository,
+    embedder: HashingEmbedder,
+    statement: TextClause,
+    indexes: list[str],
+) -> None:
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    params = {
+        "query_embedding": vector_literal(embedder.embed_query("bees")),
+        "query_text": "bees",
+        "text_config": "english",
+        "limit": 3,
+        "k": 3,
+        "rrf_k": 60,
+    }
+    plan = "\n".join(row[0] for row in session.execute(text("EXPLAIN " + statement.text), params))
+    for index in indexes:
+        assert index in plan
+
+
+def test_ef_search_is_set_for_the_transaction_only(session: Session, loaded: SearchRepository) -> None:
+    loaded.search("bees", k=5, mode="vector", ef_search=77)
+    assert session.execute(text("SELECT current_setting('hnsw.ef_search')")).scalar() == "77"
+    loaded.search("bees", k=120, mode="vector", ef_search=77)
+    assert session.execute(text("SELECT current_setting('hnsw.ef_search')")).scalar() == "120"
+
+
+def test_ef_search_does_not_leak_past_commit(engine, embedder: HashingEmbedder) -> None:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        SearchRepository(session, embedder).search("bees", mode="vector", ef_search=99)
+        session.commit()
+        setting = session.execute(text("SELECT current_setting('hnsw.ef_search')")).scalar()
+        assert setting == "40"
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"mode": "semantic"}, "unknown search mode 'semantic'"),
+        ({"query": "  "}, "query is empty"),
+        ({"k": 0}, "out of range"),
+        ({"k": 5000}, "out of range"),
+    ],
+)
+def test_bad_requests_are_refused(loaded: SearchRepository, kwargs: dict[str, object], message: str) -> None:
+    arguments: dict[str, object] = {"query": "bees", **kwargs}
+    with pytest.raises(InvalidSearchError, match=message):
+        loaded.search(**arguments)  # type: ignore[arg-type]
+
+
+def test_text_mode_needs_no_embedder(session: Session, loaded: SearchRepository) -> None:
+    results = SearchRepository(session).search("sourdough", mode="text")
+    assert [r.external_id for r in results] == ["bread"]
