@@ -3,7 +3,6 @@
 from logging.config import fileConfig
 
 from alembic import context
-
 from pgsearch.migrations.environment import run_migrations
 
 if context.config.config_file_name is not None:

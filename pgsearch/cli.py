@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
@@ -61,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--ef-search", type=int, default=DEFAULT_EF_SEARCH, help="hnsw.ef_search")
     search.add_argument("--json", action="store_true", help="print results as JSON")
 
+    demo = commands.add_parser(
+        "demo", help="migrate, ingest the bundled sample corpus and search it in every mode"
+    )
+    demo.add_argument("-k", type=int, default=3, help="results per search (default 3)")
+
     status = commands.add_parser("status", help="server, pgvector, sizes and indexes")
     status.add_argument("--json", action="store_true", help="print as JSON")
     return parser
@@ -88,26 +94,30 @@ def _migrate(store: Store, args: argparse.Namespace) -> None:
         )
 
 
-def _ingest(store: Store, args: argparse.Namespace) -> None:
+def _ingest_paths(
+    store: Store, paths: Sequence[str | Path], *, batch_size: int, progress: bool
+) -> None:
     from tqdm import tqdm
 
-    store.chunking = ChunkingOptions(args.chunk_size, args.chunk_overlap)
-    if args.batch_size < 1:
+    if batch_size < 1:
         raise PgSearchError("--batch-size must be positive")
     # Read and check every input before the first write: bad input writes nothing.
-    documents = validate_documents(iter_documents(args.paths))
+    documents = validate_documents(iter_documents(paths))
     total = IngestSummary()
-    with tqdm(
-        total=len(documents), unit="doc", disable=args.no_progress, file=sys.stderr
-    ) as progress:
+    with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
         iterator = iter(documents)
-        while batch := list(islice(iterator, args.batch_size)):
+        while batch := list(islice(iterator, batch_size)):
             total += store.upsert(batch)
-            progress.update(len(batch))
+            bar.update(len(batch))
     print(
         f"ingested {len(documents)} documents: {total.inserted} new, {total.updated} updated, "
         f"{total.unchanged} unchanged; {total.chunks} chunks embedded"
     )
+
+
+def _ingest(store: Store, args: argparse.Namespace) -> None:
+    store.chunking = ChunkingOptions(args.chunk_size, args.chunk_overlap)
+    _ingest_paths(store, args.paths, batch_size=args.batch_size, progress=not args.no_progress)
 
 
 def _snippet(content: str, width: int = 160) -> str:
@@ -131,6 +141,18 @@ def _search(store: Store, args: argparse.Namespace) -> None:
         print(json.dumps([vars(result) for result in results], ensure_ascii=False, indent=2))
     else:
         _print_results(results)
+
+
+def _demo(store: Store, args: argparse.Namespace) -> None:
+    from pgsearch.samples import SAMPLE_CORPUS, SAMPLE_QUERIES
+
+    print(f"database: {store.status().database}")
+    store.migrate()
+    _ingest_paths(store, [SAMPLE_CORPUS], batch_size=64, progress=False)
+    for query in SAMPLE_QUERIES:
+        for mode in SearchMode:
+            print(f"\n== {mode.value} search: {query!r}")
+            _print_results(store.search(query, args.k, mode))
 
 
 def _status(store: Store, args: argparse.Namespace) -> None:
@@ -160,6 +182,7 @@ _COMMANDS = {
     "ingest": _ingest,
     "search": _search,
     "status": _status,
+    "demo": _demo,
 }
 
 

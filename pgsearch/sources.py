@@ -57,16 +57,16 @@ def _jsonl_document(path: Path, number: int, line: str) -> DocumentInput:
         raise SourceError(f"{where}: expected a JSON object per line")
     key = record.get("id", record.get("_id"))
     if isinstance(key, bool) or not isinstance(key, str | int) or str(key) == "":
-        raise SourceError(f"{where}: needs an \"id\" (or \"_id\") string or number")
+        raise SourceError(f'{where}: needs an "id" (or "_id") string or number')
     content = record.get("text")
     if not isinstance(content, str):
-        raise SourceError(f"{where}: needs a \"text\" string")
+        raise SourceError(f'{where}: needs a "text" string')
     title = record.get("title")
     if title is not None and not isinstance(title, str):
-        raise SourceError(f"{where}: \"title\" must be a string")
+        raise SourceError(f'{where}: "title" must be a string')
     metadata = record.get("metadata", {})
     if not isinstance(metadata, dict):
-        raise SourceError(f"{where}: \"metadata\" must be an object")
+        raise SourceError(f'{where}: "metadata" must be an object')
     return DocumentInput(external_id=str(key), content=content, title=title, metadata=metadata)
 
 

@@ -72,9 +72,7 @@ class SearchMode(Enum):
             return cls(str(value).strip().lower())
         except ValueError:
             names = ", ".join(m.value for m in cls)
-            raise InvalidSearchError(
-                f"unknown search mode {value!r}: use one of {names}"
-            ) from None
+            raise InvalidSearchError(f"unknown search mode {value!r}: use one of {names}") from None
 
 
 def vector_literal(values: Iterable[float]) -> str:

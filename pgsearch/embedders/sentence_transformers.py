@@ -103,13 +103,14 @@ class SentenceTransformerEmbedder:
 
     def _encode(self, texts: Sequence[str]) -> Vectors:
         model = self._load()
-        return model.encode(  # type: ignore[no-any-return]
+        vectors: Vectors = model.encode(
             list(texts),
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+        return vectors
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         """Embed texts in batches of ``batch_size``."""
@@ -117,4 +118,5 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> Vectors:
         """Embed one query."""
-        return check_vectors(self._encode([text]), 1, self.dimension, self.name)[0]
+        query: Vectors = check_vectors(self._encode([text]), 1, self.dimension, self.name)[0]
+        return query

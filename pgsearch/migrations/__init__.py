@@ -7,10 +7,10 @@ Applications with their own Alembic setup add ``pgsearch:migrations/versions`` t
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
+from alembic import command
 from pgsearch.migrations.environment import VERSION_TABLE
 from pgsearch.migrations.options import ATTRIBUTE, StoreOptions
 

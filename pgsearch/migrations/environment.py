@@ -40,7 +40,6 @@ def _configure_and_run(context: Any, connection: Connection) -> None:
 def run_migrations() -> None:
     """Entry point for an Alembic ``env.py``."""
     from alembic import context
-
     from pgsearch.database import create_engine
 
     if context.is_offline_mode():

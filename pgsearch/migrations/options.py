@@ -54,7 +54,7 @@ class StoreOptions:
         if not _TEXT_CONFIG.fullmatch(self.text_config):
             raise ConfigurationError(
                 f"text search configuration {self.text_config!r} is not a valid name: "
-                "use one of `SELECT cfgname FROM pg_ts_config`, for example english or simple"
+                "pick a configuration listed in pg_ts_config, for example english or simple"
             )
         if not 2 <= self.m <= 100:
             raise ConfigurationError(f"HNSW m={self.m} is out of pgvector's range 2..100")
@@ -83,7 +83,15 @@ def options_from_context(context: Any) -> StoreOptions:
     from pgsearch.embedders import describe_embedder
 
     x_args: dict[str, str] = context.get_x_argument(as_dictionary=True)
-    unknown = set(x_args) - {"url", "dim", "model", "distance", "text_config", "m", "ef_construction"}
+    unknown = set(x_args) - {
+        "url",
+        "dim",
+        "model",
+        "distance",
+        "text_config",
+        "m",
+        "ef_construction",
+    }
     if unknown:
         raise ConfigurationError(f"unknown -x options: {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}

@@ -41,14 +41,34 @@ def session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def corpus() -> list[DocumentInput]:
     return [
-        DocumentInput("bees", "Honeybees pollinate crops and make honey in wax comb.", "Bees",
-                      {"topic": "nature"}),
-        DocumentInput("postgres", "PostgreSQL uses MVCC so readers never block writers.",
-                      "Postgres", {"topic": "databases"}),
-        DocumentInput("bread", "Sourdough bread rises with a starter of wild yeast.", "Bread",
-                      {"topic": "cooking"}),
-        DocumentInput("index", "A B-tree index keeps keys sorted for fast range scans.",
-                      "Indexes", {"topic": "databases"}),
-        DocumentInput("rovers", "Robotic rovers explore Mars and drill rock samples.", "Rovers",
-                      {"topic": "astronomy"}),
+        DocumentInput(
+            "bees",
+            "Honeybees pollinate crops and make honey in wax comb.",
+            "Bees",
+            {"topic": "nature"},
+        ),
+        DocumentInput(
+            "postgres",
+            "PostgreSQL uses MVCC so readers never block writers.",
+            "Postgres",
+            {"topic": "databases"},
+        ),
+        DocumentInput(
+            "bread",
+            "Sourdough bread rises with a starter of wild yeast.",
+            "Bread",
+            {"topic": "cooking"},
+        ),
+        DocumentInput(
+            "index",
+            "A B-tree index keeps keys sorted for fast range scans.",
+            "Indexes",
+            {"topic": "databases"},
+        ),
+        DocumentInput(
+            "rovers",
+            "Robotic rovers explore Mars and drill rock samples.",
+            "Rovers",
+            {"topic": "astronomy"},
+        ),
     ]

@@ -1,4 +1,4 @@
-"""The command line, in-process against the test server and as a user runs it on the embedded one."""
+"""The command line: in-process on the test server, and as a user runs it on the embedded one."""
 
 from __future__ import annotations
 

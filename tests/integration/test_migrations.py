@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import psycopg
-from psycopg import sql
 import pytest
+from psycopg import sql
 from sqlalchemy import URL, create_engine, text
 
 from pgsearch import ConfigurationError, ExtensionMissingError, StoreOptions
@@ -42,8 +42,9 @@ def test_upgrade_downgrade_upgrade(make_database: Callable[[], URL], libpq) -> N
         assert facts["schema"] == 1 and facts["vector"] == 1
         indexes = facts["indexes"]
         assert isinstance(indexes, dict)
-        assert "USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')" in (
-            indexes["ix_chunks_embedding_hnsw"]
+        assert (
+            "USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')"
+            in (indexes["ix_chunks_embedding_hnsw"])
         )
         assert "USING gin (tsv)" in indexes["ix_chunks_tsv"]
         assert "USING gin (metadata jsonb_path_ops)" in indexes["ix_chunks_metadata"]
@@ -88,7 +89,8 @@ def test_upgrade_downgrade_upgrade(make_database: Callable[[], URL], libpq) -> N
 
 
 def test_downgrade_keeps_a_vector_extension_it_did_not_create(
-    make_database: Callable[[], URL], libpq  # type: ignore[no-untyped-def]
+    make_database: Callable[[], URL],
+    libpq,  # type: ignore[no-untyped-def]
 ) -> None:
     url = make_database()
     with psycopg.connect(libpq(url), autocommit=True) as conn:
@@ -98,13 +100,16 @@ def test_downgrade_keeps_a_vector_extension_it_did_not_create(
     upgrade(engine, StoreOptions(dim=3, model="m"))
     downgrade(engine, "base")
     with psycopg.connect(libpq(url)) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
+        ).fetchone() == (1,)
         assert conn.execute("SELECT to_regclass('public.mine')::text").fetchone() == ("mine",)
     engine.dispose()
 
 
 def test_server_without_pgvector_is_refused_and_nothing_is_created(
-    make_database: Callable[[], URL], libpq  # type: ignore[no-untyped-def]
+    make_database: Callable[[], URL],
+    libpq,  # type: ignore[no-untyped-def]
 ) -> None:
     url = make_database()
     with psycopg.connect(libpq(url), autocommit=True) as conn:
@@ -113,9 +118,9 @@ def test_server_without_pgvector_is_refused_and_nothing_is_created(
             pytest.skip("hiding pgvector needs PostgreSQL 18's extension_control_path")
         # The server can no longer see any extension's control file: like a server without pgvector.
         conn.execute(
-            sql.SQL("ALTER DATABASE {} SET extension_control_path = '/nonexistent-pgsearch'").format(
-                sql.Identifier(str(url.database))
-            )
+            sql.SQL(
+                "ALTER DATABASE {} SET extension_control_path = '/nonexistent-pgsearch'"
+            ).format(sql.Identifier(str(url.database)))
         )
     engine = create_engine(url)
     with pytest.raises(ExtensionMissingError, match="does not have the pgvector extension"):

@@ -25,12 +25,17 @@ from pgsearch.embedders.base import Vectors
 
 def _counts(session: Session) -> tuple[int, int]:
     row = session.execute(
-        text("SELECT (SELECT count(*) FROM pgsearch.documents), (SELECT count(*) FROM pgsearch.chunks)")
+        text(
+            "SELECT (SELECT count(*) FROM pgsearch.documents),"
+            " (SELECT count(*) FROM pgsearch.chunks)"
+        )
     ).one()
     return int(row[0]), int(row[1])
 
 
-def test_add_and_get(session: Session, embedder: HashingEmbedder, corpus: list[DocumentInput]) -> None:
+def test_add_and_get(
+    session: Session, embedder: HashingEmbedder, corpus: list[DocumentInput]
+) -> None:
     summary = DocumentRepository(session, embedder).add(corpus)
     assert (summary.inserted, summary.updated, summary.chunks) == (5, 0, 5)
     doc = DocumentRepository(session, embedder).get("bees")
@@ -51,9 +56,7 @@ def test_long_document_is_chunked_in_order(session: Session, embedder: HashingEm
     assert [c.position for c in doc.chunks] == list(range(len(doc.chunks)))
     assert all(len(c.content) <= 200 for c in doc.chunks)
     tsv_matches = session.execute(
-        text(
-            "SELECT count(*) FROM pgsearch.chunks WHERE tsv @@ to_tsquery('english', 'sentence')"
-        )
+        text("SELECT count(*) FROM pgsearch.chunks WHERE tsv @@ to_tsquery('english', 'sentence')")
     ).scalar()
     assert tsv_matches == len(doc.chunks)
 
@@ -79,7 +82,9 @@ class CountingEmbedder(HashingEmbedder):
         return super().embed_documents(texts)
 
 
-def test_upsert_reembeds_only_changed_content(session: Session, corpus: list[DocumentInput]) -> None:
+def test_upsert_reembeds_only_changed_content(
+    session: Session, corpus: list[DocumentInput]
+) -> None:
     counting = CountingEmbedder()
     repo = DocumentRepository(session, counting)
     repo.upsert(corpus)
@@ -139,7 +144,9 @@ def test_bad_documents_write_nothing(
     assert _counts(session) == (0, 0)
 
 
-def test_duplicate_ids_in_one_batch_are_refused(session: Session, embedder: HashingEmbedder) -> None:
+def test_duplicate_ids_in_one_batch_are_refused(
+    session: Session, embedder: HashingEmbedder
+) -> None:
     with pytest.raises(InvalidDocumentError, match="twice"):
         DocumentRepository(session, embedder).add(
             [DocumentInput("a", "one"), DocumentInput("a", "two")]
@@ -149,7 +156,9 @@ def test_duplicate_ids_in_one_batch_are_refused(session: Session, embedder: Hash
 def test_embedder_of_another_dimension_is_refused(
     session: Session, corpus: list[DocumentInput]
 ) -> None:
-    with pytest.raises(EmbeddingMismatchError, match=r"64-dimension vectors of hashing-64.*migrate --dim 32"):
+    with pytest.raises(
+        EmbeddingMismatchError, match=r"64-dimension vectors of hashing-64.*migrate --dim 32"
+    ):
         DocumentRepository(session, HashingEmbedder(32)).add(corpus)
     with pytest.raises(EmbeddingMismatchError):
         SearchRepository(session, HashingEmbedder(32)).search("bees", mode="vector")
@@ -162,7 +171,9 @@ class RenamedEmbedder(HashingEmbedder):
         return "some-other-model"
 
 
-def test_embedder_of_another_model_is_refused(session: Session, corpus: list[DocumentInput]) -> None:
+def test_embedder_of_another_model_is_refused(
+    session: Session, corpus: list[DocumentInput]
+) -> None:
     with pytest.raises(EmbeddingMismatchError, match="not the model this store was built with"):
         DocumentRepository(session, RenamedEmbedder(64)).add(corpus)
 
@@ -187,7 +198,9 @@ def test_bad_vectors_are_refused_before_writing(
     assert _counts(session) == (0, 0)
 
 
-def test_unmigrated_database_is_refused(make_database: Callable[[], URL], embedder: HashingEmbedder) -> None:
+def test_unmigrated_database_is_refused(
+    make_database: Callable[[], URL], embedder: HashingEmbedder
+) -> None:
     engine = create_engine(make_database())
     with Session(engine) as session:
         with pytest.raises(NotMigratedError, match="pgsearch migrate"):

@@ -19,7 +19,9 @@ from pgsearch.types import Distance, vector_literal
 
 
 @pytest.fixture
-def loaded(session: Session, embedder: HashingEmbedder, corpus: list[DocumentInput]) -> SearchRepository:
+def loaded(
+    session: Session, embedder: HashingEmbedder, corpus: list[DocumentInput]
+) -> SearchRepository:
     DocumentRepository(session, embedder).add(corpus)
     return SearchRepository(session, embedder)
 
@@ -108,7 +110,9 @@ def test_queries_use_the_indexes(
         assert index in plan
 
 
-def test_ef_search_is_set_for_the_transaction_only(session: Session, loaded: SearchRepository) -> None:
+def test_ef_search_is_set_for_the_transaction_only(
+    session: Session, loaded: SearchRepository
+) -> None:
     loaded.search("bees", k=5, mode="vector", ef_search=77)
     assert session.execute(text("SELECT current_setting('hnsw.ef_search')")).scalar() == "77"
     loaded.search("bees", k=120, mode="vector", ef_search=77)
@@ -132,7 +136,9 @@ def test_ef_search_does_not_leak_past_commit(engine, embedder: HashingEmbedder) 
         ({"k": 5000}, "out of range"),
     ],
 )
-def test_bad_requests_are_refused(loaded: SearchRepository, kwargs: dict[str, object], message: str) -> None:
+def test_bad_requests_are_refused(
+    loaded: SearchRepository, kwargs: dict[str, object], message: str
+) -> None:
     arguments: dict[str, object] = {"query": "bees", **kwargs}
     with pytest.raises(InvalidSearchError, match=message):
         loaded.search(**arguments)  # type: ignore[arg-type]

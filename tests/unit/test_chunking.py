@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from pgsearch.chunking import ChunkingOptions, chunk_text
@@ -42,9 +44,9 @@ def test_prefers_paragraph_and_sentence_boundaries() -> None:
 
 def test_overlap_repeats_the_end_of_the_previous_chunk() -> None:
     chunks = chunk_text(TEXT, ChunkingOptions(max_chars=90, overlap=50))
-    overlapping = [a for a, b in zip(chunks, chunks[1:], strict=False) if b.start < a.end]
+    overlapping = [a for a, b in itertools.pairwise(chunks) if b.start < a.end]
     assert overlapping, "expected at least one pair of chunks to share text"
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.start > a.start
         assert a.end - b.start <= 50
 

@@ -12,8 +12,8 @@ The embedding dimension, distance, text-search configuration and HNSW parameters
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import context, op
 
+from alembic import context, op
 from pgsearch.exceptions import ConfigurationError, ExtensionMissingError
 from pgsearch.migrations.options import options_from_context
 
@@ -134,9 +134,12 @@ def upgrade() -> None:
         f" WITH (m = {options.m:d}, ef_construction = {options.ef_construction:d})"
     )
     op.execute("CREATE INDEX ix_chunks_tsv ON pgsearch.chunks USING gin (tsv)")
-    op.execute("CREATE INDEX ix_chunks_metadata ON pgsearch.chunks USING gin (metadata jsonb_path_ops)")
     op.execute(
-        "CREATE INDEX ix_documents_metadata ON pgsearch.documents USING gin (metadata jsonb_path_ops)"
+        "CREATE INDEX ix_chunks_metadata ON pgsearch.chunks USING gin (metadata jsonb_path_ops)"
+    )
+    op.execute(
+        "CREATE INDEX ix_documents_metadata ON pgsearch.documents"
+        " USING gin (metadata jsonb_path_ops)"
     )
     conn.execute(
         sa.text(
