@@ -7,6 +7,7 @@ from pgsearch.embedders import Embedder, HashingEmbedder, load_embedder
 from pgsearch.exceptions import (
     ConfigurationError,
     DocumentExistsError,
+    EmbedderError,
     EmbeddingMismatchError,
     ExtensionMissingError,
     InvalidDocumentError,
@@ -35,6 +36,7 @@ __all__ = [
     "DocumentInput",
     "DocumentRepository",
     "Embedder",
+    "EmbedderError",
     "EmbeddingMismatchError",
     "ExtensionMissingError",
     "HashingEmbedder",

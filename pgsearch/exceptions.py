@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 __all__ = [
     "ConfigurationError",
     "DocumentExistsError",
+    "EmbedderError",
     "EmbeddingMismatchError",
     "ExtensionMissingError",
     "InvalidDocumentError",
@@ -51,6 +52,10 @@ class NotMigratedError(PgSearchError):
 
 class EmbeddingMismatchError(PgSearchError):
     """An embedder or a vector does not match the store's model or dimension."""
+
+
+class EmbedderError(PgSearchError):
+    """An embedding service failed or refused a request."""
 
 
 class InvalidDocumentError(PgSearchError):

@@ -1,6 +1,7 @@
 """Embedding backends and the spec strings that name them.
 
 A spec is ``provider:model``: ``sentence-transformers:all-MiniLM-L6-v2`` (the default) or
+``openai:text-embedding-3-small`` (the OpenAI API; ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``) or
 ``hashing:64`` (a deterministic bag-of-words embedder for tests).
 """
 
@@ -19,7 +20,7 @@ __all__ = [
     "load_embedder",
 ]
 
-_PROVIDERS = ("sentence-transformers", "hashing")
+_PROVIDERS = ("sentence-transformers", "openai", "hashing")
 
 
 def _split_spec(spec: str) -> tuple[str, str]:
@@ -42,6 +43,10 @@ def load_embedder(spec: str) -> Embedder:
             raise ConfigurationError(
                 f"hashing embedder needs a positive dimension, got {model!r}"
             ) from None
+    if provider == "openai":
+        from pgsearch.embedders.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(model)
     from pgsearch.embedders.sentence_transformers import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(model)
