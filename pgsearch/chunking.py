@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pgsearch.exceptions import ConfigurationError
+
 __all__ = ["DEFAULT_MAX_CHARS", "DEFAULT_OVERLAP", "ChunkingOptions", "TextChunk", "chunk_text"]
 
 # all-MiniLM-L6-v2 reads at most 256 word pieces, about 1,000 characters of English prose:
@@ -38,9 +40,12 @@ class ChunkingOptions:
 
     def __post_init__(self) -> None:
         if self.max_chars < 1:
-            raise ValueError("max_chars must be positive")
+            raise ConfigurationError(f"chunk size {self.max_chars} must be positive")
         if not 0 <= self.overlap < self.max_chars:
-            raise ValueError("overlap must be at least 0 and smaller than max_chars")
+            raise ConfigurationError(
+                f"chunk overlap {self.overlap} must be at least 0 and below the chunk size "
+                f"{self.max_chars}"
+            )
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,12 @@ def _pieces(
     return pieces
 
 
-def _chunk_end(pieces: list[_Piece], first: int, max_chars: int) -> int:
+def _chunk_end(pieces: list[_Piece], first: int, max_chars: int, min_last: int) -> int:
     """Index of the last piece of the chunk that starts at piece ``first``.
 
     Take as many pieces as fit, then end at the strongest boundary found in the chunk's second
-    half, so chunks end on paragraphs or sentences rather than mid-sentence where possible.
+    half, so chunks end on paragraphs or sentences rather than mid-sentence where possible. The
+    chunk ends at ``min_last`` or later, so it never lies wholly inside the previous chunk.
     """
     last = first
     while last + 1 < len(pieces) and pieces[last + 1][1] - pieces[first][0] <= max_chars:
@@ -91,7 +97,7 @@ def _chunk_end(pieces: list[_Piece], first: int, max_chars: int) -> int:
     if last + 1 == len(pieces):
         return last
     best = last
-    for j in range(last, first - 1, -1):
+    for j in range(last, max(first, min_last) - 1, -1):
         if pieces[j][1] - pieces[first][0] < max_chars // 2:
             break
         if pieces[j][2] < pieces[best][2]:
@@ -116,8 +122,9 @@ def chunk_text(text: str, options: ChunkingOptions | None = None) -> list[TextCh
     pieces = _pieces(text, 0, len(text), 0, options.max_chars, 0)
     spans: list[tuple[int, int]] = []
     first = 0  # index of the first piece of the chunk being packed
+    last = -1
     while first < len(pieces):
-        last = _chunk_end(pieces, first, options.max_chars)
+        last = _chunk_end(pieces, first, options.max_chars, last + 1)
         span = _strip_span(text, pieces[first][0], pieces[last][1])
         if span[1] > span[0]:
             spans.append(span)
@@ -128,6 +135,7 @@ def chunk_text(text: str, options: ChunkingOptions | None = None) -> list[TextCh
         next_first = last + 1
         while (
             next_first - 1 > first
+            and _strip_span(text, pieces[next_first - 1][0], pieces[last][1])[0] > span[0]
             and pieces[last][1] - pieces[next_first - 1][0] <= options.overlap
             and pieces[last + 1][1] - pieces[next_first - 1][0] <= options.max_chars
         ):

@@ -31,7 +31,7 @@ class PgSearchError(Exception):
     """Base class of every error pgsearch raises on purpose."""
 
 
-class ConfigurationError(PgSearchError):
+class ConfigurationError(PgSearchError, ValueError):
     """A setting, URL or option is invalid, or an optional dependency is missing."""
 
 
@@ -66,7 +66,7 @@ class DocumentExistsError(PgSearchError):
     """``add`` was asked to insert documents whose external ids are already stored."""
 
 
-class InvalidSearchError(PgSearchError):
+class InvalidSearchError(PgSearchError, ValueError):
     """A search request is malformed (unknown mode, empty query, bad ``k``)."""
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from pgsearch.exceptions import ConfigurationError
+
 __all__ = ["DEFAULT_EF_SEARCH", "HnswSearchOptions", "apply_local_settings"]
 
 # pgvector's own default: recall@10 about 0.96 on 60k MiniLM vectors at about 1 ms per query.
@@ -30,7 +32,9 @@ class HnswSearchOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.ef_search <= _MAX_EF_SEARCH:
-            raise ValueError(f"ef_search must be between 1 and {_MAX_EF_SEARCH}")
+            raise ConfigurationError(
+                f"ef_search={self.ef_search} is out of pgvector's range 1..{_MAX_EF_SEARCH}"
+            )
 
     def settings(self, limit: int) -> dict[str, str]:
         """Server settings for a query that fetches ``limit`` nearest rows."""

@@ -70,6 +70,17 @@ def content_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a JSON value holds NUL in a key or string (jsonb refuses \\u0000 like text)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _validate(doc: DocumentInput) -> str:
     """Check one document; return its metadata as JSON text."""
     if not isinstance(doc.external_id, str) or not doc.external_id.strip():
@@ -79,20 +90,28 @@ def _validate(doc: DocumentInput) -> str:
     where = f"document {doc.external_id!r}"
     if not isinstance(doc.content, str) or not doc.content.strip():
         raise InvalidDocumentError(f"{where} has no text: empty documents cannot be searched")
-    for name, value in (("id", doc.external_id), ("text", doc.content), ("title", doc.title or "")):
-        if "\x00" in value:
-            raise InvalidDocumentError(
-                f"{where}: its {name} contains a NUL character, which "
-                "PostgreSQL text cannot hold; strip it first"
-            )
     if doc.title is not None and not isinstance(doc.title, str):
         raise InvalidDocumentError(f"{where}: title must be a string")
     if not isinstance(doc.metadata, Mapping):
         raise InvalidDocumentError(f"{where}: metadata must be a JSON object (a dict)")
     try:
-        return json.dumps(dict(doc.metadata), ensure_ascii=False, allow_nan=False)
+        metadata_json = json.dumps(dict(doc.metadata), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidDocumentError(f"{where}: metadata is not JSON-serialisable ({exc})") from exc
+    fields = (("id", doc.external_id), ("text", doc.content), ("title", doc.title or ""))
+    for name, value in (*fields, ("metadata", metadata_json)):
+        if "\x00" in value or (name == "metadata" and _has_nul(doc.metadata)):
+            raise InvalidDocumentError(
+                f"{where}: its {name} contains a NUL character, which PostgreSQL text "
+                "cannot hold; strip it first"
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidDocumentError(
+                f"{where}: its {name} is not valid Unicode ({exc.reason})"
+            ) from exc
+    return metadata_json
 
 
 def _prepare(documents: Iterable[DocumentInput]) -> list[tuple[DocumentInput, str]]:
@@ -120,7 +139,7 @@ def validate_documents(documents: Iterable[DocumentInput]) -> list[DocumentInput
 _LOCK_EXISTING = text(
     "SELECT id, external_id, content_hash FROM pgsearch.documents"
     " WHERE external_id = ANY(CAST(:external_ids AS text[]))"
-    " ORDER BY id FOR UPDATE"
+    " ORDER BY external_id FOR UPDATE"
 )
 
 _UPSERT_DOCUMENTS = text(
@@ -132,8 +151,8 @@ _UPSERT_DOCUMENTS = text(
     ON CONFLICT (external_id) DO UPDATE
         SET title = excluded.title, content = excluded.content, metadata = excluded.metadata,
             content_hash = excluded.content_hash, updated_at = now()
-        WHERE (d.title, d.content, d.metadata) IS DISTINCT FROM
-              (excluded.title, excluded.content, excluded.metadata)
+        WHERE (d.title, d.content, d.metadata, d.content_hash) IS DISTINCT FROM
+              (excluded.title, excluded.content, excluded.metadata, excluded.content_hash)
     RETURNING id, external_id
     """
 )
@@ -188,7 +207,8 @@ def write_documents(
         InvalidDocumentError: See :func:`validate_documents`.
         DocumentExistsError: ``replace`` is false and some ids are stored already.
     """
-    prepared = _prepare(documents)
+    # One order for every writer (locks, inserts) keeps overlapping batches from deadlocking.
+    prepared = sorted(_prepare(documents), key=lambda pair: pair[0].external_id)
     if not prepared:
         return IngestSummary()
     batch = [doc for doc, _ in prepared]

@@ -93,6 +93,13 @@ def test_cli_round_trip_and_errors(
     assert main(["--database-url", url, "--embedder", "hashing:16", "search", "x"]) == 1
     assert "32-dimension vectors" in capsys.readouterr().err
 
+    assert main([*base, "search", "honey", "--mode", "vector", "--ef-search", "0"]) == 1
+    assert "ef_search=0 is out of pgvector's range" in capsys.readouterr().err
+    assert (
+        main([*base, "ingest", str(corpus), "--chunk-size", "100", "--chunk-overlap", "100"]) == 1
+    )
+    assert "chunk overlap 100 must be" in capsys.readouterr().err
+
     assert main([*base, "downgrade", "base"]) == 0
     assert main([*base, "status"]) == 0
     assert "run `pgsearch migrate`" in capsys.readouterr().out

@@ -130,6 +130,11 @@ def test_delete_cascades_to_chunks(
         (DocumentInput("", "text"), "is empty"),
         (DocumentInput("nul", "a\x00b"), "NUL"),
         (DocumentInput("meta", "text", metadata={"when": object()}), "JSON"),
+        (
+            DocumentInput("meta-nul", "text", metadata={"tags": ["a\x00"]}),
+            "metadata contains a NUL",
+        ),
+        (DocumentInput("surrogate", "half a pair: \ud800"), "not valid Unicode"),
     ],
 )
 def test_bad_documents_write_nothing(

@@ -1,4 +1,5 @@
 import itertools
+import random
 
 import pytest
 
@@ -60,3 +61,31 @@ def test_words_longer_than_the_budget_are_cut_hard() -> None:
 def test_invalid_options_are_refused(max_chars: int, overlap: int) -> None:
     with pytest.raises(ValueError):
         ChunkingOptions(max_chars, overlap)
+
+
+def _check_invariants(text: str, options: ChunkingOptions) -> None:
+    chunks = chunk_text(text, options)
+    assert all(0 < len(c.text) <= options.max_chars for c in chunks)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+    covered: set[int] = set()
+    for c in chunks:
+        covered.update(range(c.start, c.end))
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+    for a, b in itertools.pairwise(chunks):
+        assert b.start > a.start and b.end > a.end, "a chunk lies inside the previous one"
+
+
+def test_large_overlap_never_repeats_a_chunk() -> None:
+    text = "ggggg. " + "e" * 48 + ". " + "h" * 43 + " " + "a" * 25 + " " + "f" * 33
+    _check_invariants(text, ChunkingOptions(100, 60))
+
+
+def test_random_texts_keep_the_invariants() -> None:
+    rng = random.Random(1234)
+    separators = [" ", " ", " ", ". ", "\n", "\n\n", "! "]
+    for _ in range(400):
+        words = [
+            "x" * rng.randint(1, 40) + rng.choice(separators) for _ in range(rng.randint(1, 60))
+        ]
+        max_chars = rng.randint(10, 300)
+        _check_invariants("".join(words), ChunkingOptions(max_chars, rng.randint(0, max_chars - 1)))
