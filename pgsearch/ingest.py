@@ -232,11 +232,14 @@ def write_documents(
         for i in changed:
             for chunk in chunk_text(batch[i].content, chunking):
                 chunk_rows.append((batch[i].external_id, chunk.position, chunk.text))
-        vectors = check_vectors(
-            embedder.embed_documents([row[2] for row in chunk_rows]),
-            len(chunk_rows),
-            store.embedding_dim,
-            embedder.name,
+        texts = [row[2] for row in chunk_rows]
+        # Not every embedder accepts an empty batch; unchanged documents need no call at all.
+        vectors: Iterable[Any] = (
+            check_vectors(
+                embedder.embed_documents(texts), len(texts), store.embedding_dim, embedder.name
+            )
+            if texts
+            else []
         )
 
         returned = session.execute(

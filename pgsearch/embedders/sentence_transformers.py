@@ -10,6 +10,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from pgsearch.embedders.base import Vectors, check_vectors
 from pgsearch.exceptions import ConfigurationError
 
@@ -114,6 +116,8 @@ class SentenceTransformerEmbedder:
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         """Embed texts in batches of ``batch_size``."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         return check_vectors(self._encode(texts), len(texts), self.dimension, self.name)
 
     def embed_query(self, text: str) -> Vectors:

@@ -39,6 +39,16 @@ def test_vectors_are_normalised_and_semantic(minilm: SentenceTransformerEmbedder
     assert float(query @ vectors[0]) > float(query @ vectors[1]) + 0.2
 
 
+def test_empty_batch(minilm: SentenceTransformerEmbedder) -> None:
+    assert minilm.embed_documents([]).shape == (0, 384)
+
+
+def test_unchanged_corpus_is_not_reembedded(store: Store) -> None:
+    summary = store.upsert(iter_documents([SAMPLE_CORPUS]))
+    assert (summary.inserted, summary.updated, summary.chunks) == (0, 0, 0)
+    assert summary.unchanged >= 30
+
+
 def test_store_records_the_model(store: Store) -> None:
     settings = store.status().settings
     assert settings is not None
