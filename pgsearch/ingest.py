@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pgsearch.chunking import ChunkingOptions, chunk_text
+from pgsearch.chunking import ChunkingOptions, TextChunk, chunk_text
 from pgsearch.embedders.base import Embedder, check_vectors
 from pgsearch.exceptions import DocumentExistsError, InvalidDocumentError, translate_errors
 from pgsearch.store_config import StoreSettings
@@ -136,25 +136,50 @@ def validate_documents(documents: Iterable[DocumentInput]) -> list[DocumentInput
     return [doc for doc, _ in _prepare(documents)]
 
 
-_LOCK_EXISTING = text(
-    "SELECT id, external_id, content_hash FROM pgsearch.documents"
+_LOCK_STORED = text(
+    "SELECT id, external_id FROM pgsearch.documents"
     " WHERE external_id = ANY(CAST(:external_ids AS text[]))"
     " ORDER BY external_id FOR UPDATE"
 )
 
-_UPSERT_DOCUMENTS = text(
-    """
+_STORED_CHUNK_HASHES = text(
+    "SELECT document_id, content_hash FROM pgsearch.chunks"
+    " WHERE document_id = ANY(CAST(:document_ids AS bigint[]))"
+    " ORDER BY document_id, position"
+)
+
+_DOCUMENT_ROWS = """
     INSERT INTO pgsearch.documents AS d (external_id, title, content, metadata, content_hash)
     SELECT * FROM unnest(
         CAST(:external_ids AS text[]), CAST(:titles AS text[]), CAST(:contents AS text[]),
         CAST(:metadata AS jsonb[]), CAST(:hashes AS text[]))
+"""
+
+# ON CONFLICT DO UPDATE locks the conflicting row even where its WHERE is false, so a row that a
+# concurrent transaction inserted after _LOCK_STORED is locked by this statement too.
+_UPSERT_DOCUMENTS = text(
+    _DOCUMENT_ROWS
+    + """
     ON CONFLICT (external_id) DO UPDATE
         SET title = excluded.title, content = excluded.content, metadata = excluded.metadata,
             content_hash = excluded.content_hash, updated_at = now()
         WHERE (d.title, d.content, d.metadata, d.content_hash) IS DISTINCT FROM
               (excluded.title, excluded.content, excluded.metadata, excluded.content_hash)
-    RETURNING id, external_id
+    RETURNING id, external_id, (xmax = 0) AS inserted
     """
+)
+
+_INSERT_DOCUMENTS = text(
+    _DOCUMENT_ROWS
+    + """
+    ON CONFLICT (external_id) DO NOTHING
+    RETURNING id, external_id, true AS inserted
+    """
+)
+
+_IDS_OF = text(
+    "SELECT id, external_id FROM pgsearch.documents"
+    " WHERE external_id = ANY(CAST(:external_ids AS text[]))"
 )
 
 _DELETE_CHUNKS = text(
@@ -184,6 +209,93 @@ _INSERT_CHUNKS = text(
 )
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A validated document with everything computed before the database is touched."""
+
+    doc: DocumentInput
+    metadata_json: str
+    content_hash: str
+    chunks: list[TextChunk]
+    chunk_hashes: list[str]
+
+
+def _pending(
+    documents: Iterable[DocumentInput], chunking: ChunkingOptions | None
+) -> list[_Pending]:
+    pending = []
+    for doc, metadata_json in _prepare(documents):
+        chunks = chunk_text(doc.content, chunking)
+        pending.append(
+            _Pending(
+                doc=doc,
+                metadata_json=metadata_json,
+                content_hash=content_hash(doc.content),
+                chunks=chunks,
+                chunk_hashes=[content_hash(chunk.text) for chunk in chunks],
+            )
+        )
+    # One order for every writer (locks, inserts) keeps overlapping batches from deadlocking.
+    return sorted(pending, key=lambda item: item.doc.external_id)
+
+
+def _lock_stored(session: Session, batch: list[_Pending]) -> dict[str, tuple[int, list[str]]]:
+    """Lock the batch's stored documents; return ``external_id -> (id, chunk hashes)``."""
+    ids = {
+        row.external_id: row.id
+        for row in session.execute(
+            _LOCK_STORED, {"external_ids": [item.doc.external_id for item in batch]}
+        )
+    }
+    hashes: dict[int, list[str]] = {document_id: [] for document_id in ids.values()}
+    if ids:
+        for row in session.execute(_STORED_CHUNK_HASHES, {"document_ids": list(ids.values())}):
+            hashes[row.document_id].append(row.content_hash)
+    return {external_id: (i, hashes[i]) for external_id, i in ids.items()}
+
+
+def _embed(embedder: Embedder, store: StoreSettings, batch: list[_Pending]) -> list[Any]:
+    texts = [chunk.text for item in batch for chunk in item.chunks]
+    if not texts:  # not every embedder accepts an empty batch
+        return []
+    return list(
+        check_vectors(
+            embedder.embed_documents(texts), len(texts), store.embedding_dim, embedder.name
+        )
+    )
+
+
+def _write_document_rows(
+    session: Session, batch: list[_Pending], *, replace: bool
+) -> tuple[dict[str, int], set[str], set[str]]:
+    """Insert or update document rows; return ids, inserted ids and updated ids."""
+    rows = session.execute(
+        _UPSERT_DOCUMENTS if replace else _INSERT_DOCUMENTS,
+        {
+            "external_ids": [item.doc.external_id for item in batch],
+            "titles": [item.doc.title for item in batch],
+            "contents": [item.doc.content for item in batch],
+            "metadata": [item.metadata_json for item in batch],
+            "hashes": [item.content_hash for item in batch],
+        },
+    ).all()
+    ids = {row.external_id: row.id for row in rows}
+    inserted = {row.external_id for row in rows if row.inserted}
+    updated = {row.external_id for row in rows if not row.inserted}
+    missing = [item.doc.external_id for item in batch if item.doc.external_id not in ids]
+    if missing and not replace:
+        raise DocumentExistsError(
+            f"{len(missing)} document(s) were stored meanwhile by another transaction "
+            f"({', '.join(missing[:5])}): use upsert to replace them"
+        )
+    if missing:
+        # Unchanged rows return nothing from the upsert; it has locked them all the same.
+        ids.update(
+            {row.external_id: row.id for row in session.execute(_IDS_OF, {"external_ids": missing})}
+        )
+    return ids, inserted, updated
+
+
 def write_documents(
     session: Session,
     store: StoreSettings,
@@ -194,6 +306,10 @@ def write_documents(
     chunking: ChunkingOptions | None = None,
 ) -> IngestSummary:
     """Store a batch of documents with their chunks and embeddings in the session's transaction.
+
+    A stored document is re-chunked and re-embedded only when its chunks would differ (by their
+    content hashes): new text or new chunking settings. A change of title or metadata alone
+    updates the rows without embedding anything.
 
     Args:
         session: The caller's session; nothing is committed here.
@@ -207,80 +323,50 @@ def write_documents(
         InvalidDocumentError: See :func:`validate_documents`.
         DocumentExistsError: ``replace`` is false and some ids are stored already.
     """
-    # One order for every writer (locks, inserts) keeps overlapping batches from deadlocking.
-    prepared = sorted(_prepare(documents), key=lambda pair: pair[0].external_id)
-    if not prepared:
+    batch = _pending(documents, chunking)
+    if not batch:
         return IngestSummary()
-    batch = [doc for doc, _ in prepared]
-    hashes = [content_hash(doc.content) for doc in batch]
     with translate_errors():
-        existing = {
-            row.external_id: row.content_hash
-            for row in session.execute(
-                _LOCK_EXISTING, {"external_ids": [doc.external_id for doc in batch]}
-            )
-        }
-        if existing and not replace:
-            shown = ", ".join(sorted(existing)[:5])
+        stored = _lock_stored(session, batch)
+        if stored and not replace:
+            shown = ", ".join(sorted(stored)[:5])
             raise DocumentExistsError(
-                f"{len(existing)} document(s) already stored ({shown}): use upsert to replace them"
+                f"{len(stored)} document(s) already stored ({shown}): use upsert to replace them"
             )
-
-        changed = [i for i, doc in enumerate(batch) if existing.get(doc.external_id) != hashes[i]]
-        changed_set = set(changed)
-        chunk_rows: list[tuple[str, int, str]] = []  # (external_id, position, text)
-        for i in changed:
-            for chunk in chunk_text(batch[i].content, chunking):
-                chunk_rows.append((batch[i].external_id, chunk.position, chunk.text))
-        texts = [row[2] for row in chunk_rows]
-        # Not every embedder accepts an empty batch; unchanged documents need no call at all.
-        vectors: Iterable[Any] = (
-            check_vectors(
-                embedder.embed_documents(texts), len(texts), store.embedding_dim, embedder.name
-            )
-            if texts
-            else []
-        )
-
-        returned = session.execute(
-            _UPSERT_DOCUMENTS,
-            {
-                "external_ids": [doc.external_id for doc in batch],
-                "titles": [doc.title for doc in batch],
-                "contents": [doc.content for doc in batch],
-                "metadata": [metadata_json for _, metadata_json in prepared],
-                "hashes": hashes,
-            },
-        ).all()
-        ids = {row.external_id: row.id for row in returned}
-        changed_ids = [
-            ids[batch[i].external_id] for i in changed if batch[i].external_id in existing
+        changed = [
+            item
+            for item in batch
+            if item.doc.external_id not in stored
+            or stored[item.doc.external_id][1] != item.chunk_hashes
         ]
-        if changed_ids:
-            session.execute(_DELETE_CHUNKS, {"document_ids": changed_ids})
-        touched_unchanged = [
-            ids[doc.external_id]
-            for i, doc in enumerate(batch)
-            if doc.external_id in ids and i not in changed_set
+        vectors = _embed(embedder, store, changed)
+
+        ids, inserted, updated = _write_document_rows(session, batch, replace=replace)
+        changed_ids = {ids[item.doc.external_id] for item in changed}
+        replaced = [ids[i.doc.external_id] for i in changed if i.doc.external_id not in inserted]
+        if replaced:
+            session.execute(_DELETE_CHUNKS, {"document_ids": replaced})
+        kept = [i for i in ids.values() if i not in changed_ids]
+        if kept:
+            session.execute(_SYNC_CHUNK_METADATA, {"document_ids": kept})
+        chunk_rows = [
+            (ids[item.doc.external_id], chunk) for item in changed for chunk in item.chunks
         ]
-        if touched_unchanged:
-            session.execute(_SYNC_CHUNK_METADATA, {"document_ids": touched_unchanged})
         if chunk_rows:
             session.execute(
                 _INSERT_CHUNKS,
                 {
-                    "document_ids": [ids[external_id] for external_id, _, _ in chunk_rows],
-                    "positions": [position for _, position, _ in chunk_rows],
-                    "contents": [chunk for _, _, chunk in chunk_rows],
-                    "hashes": [content_hash(chunk) for _, _, chunk in chunk_rows],
+                    "document_ids": [document_id for document_id, _ in chunk_rows],
+                    "positions": [chunk.position for _, chunk in chunk_rows],
+                    "contents": [chunk.text for _, chunk in chunk_rows],
+                    "hashes": [h for item in changed for h in item.chunk_hashes],
                     "embeddings": [vector_literal(v) for v in vectors],
                 },
             )
-    inserted = sum(1 for doc in batch if doc.external_id not in existing)
-    updated = sum(1 for doc in batch if doc.external_id in existing and doc.external_id in ids)
+    updated |= {item.doc.external_id for item in changed} - inserted
     return IngestSummary(
-        inserted=inserted,
-        updated=updated,
-        unchanged=len(batch) - inserted - updated,
+        inserted=len(inserted),
+        updated=len(updated),
+        unchanged=len(batch) - len(inserted) - len(updated),
         chunks=len(chunk_rows),
     )

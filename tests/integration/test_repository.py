@@ -21,6 +21,7 @@ from pgsearch import (
     SearchRepository,
 )
 from pgsearch.embedders.base import Vectors
+from pgsearch.ingest import content_hash
 
 
 def _counts(session: Session) -> tuple[int, int]:
@@ -110,6 +111,34 @@ def test_upsert_reembeds_only_changed_content(
     doc = repo.get("bees")
     assert doc is not None and [c.content for c in doc.chunks] == ["Bumblebees nest in the ground."]
     assert _counts(session) == (5, 5)
+
+
+def test_new_chunking_settings_rechunk_on_upsert(
+    session: Session, embedder: HashingEmbedder
+) -> None:
+    content = " ".join(f"Sentence {i} is about bees and honey." for i in range(30))
+    doc = DocumentInput("long", content)
+    first = DocumentRepository(session, embedder, chunking=ChunkingOptions(400, 50)).upsert(doc)
+    again = DocumentRepository(session, embedder, chunking=ChunkingOptions(400, 50)).upsert(doc)
+    assert (again.unchanged, again.chunks) == (1, 0)
+    smaller = DocumentRepository(session, embedder, chunking=ChunkingOptions(150, 20))
+    summary = smaller.upsert(doc)
+    assert (summary.updated, summary.unchanged) == (1, 0)
+    assert summary.chunks > first.chunks
+    stored = smaller.get("long")
+    assert stored is not None and len(stored.chunks) == summary.chunks
+    assert all(len(c.content) <= 150 for c in stored.chunks)
+
+
+def test_stale_content_hash_is_repaired(session: Session, embedder: HashingEmbedder) -> None:
+    repo = DocumentRepository(session, embedder)
+    repo.add(DocumentInput("a", "Some text about bees."))
+    session.execute(text("UPDATE pgsearch.documents SET content_hash = 'stale'"))
+    summary = repo.upsert(DocumentInput("a", "Some text about bees."))
+    assert (summary.updated, summary.chunks) == (1, 0)
+    assert session.execute(text("SELECT content_hash FROM pgsearch.documents")).scalar() == (
+        content_hash("Some text about bees.")
+    )
 
 
 def test_delete_cascades_to_chunks(
