@@ -10,6 +10,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
 from pgsearch.exceptions import PgSearchError
 from pgsearch.indexes import DEFAULT_EF_SEARCH
@@ -195,6 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _COMMANDS[args.command](store, args)
     except PgSearchError as exc:
         print(f"pgsearch: error: {exc}", file=sys.stderr)
+        return 1
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        print(
+            f"pgsearch: error: cannot use the database ({reason}); check --database-url or "
+            "PGSEARCH_DATABASE_URL, or unset it to use the embedded server",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -74,8 +74,8 @@ class SourceError(PgSearchError):
     """An input file cannot be read or parsed."""
 
 
-# SQLSTATEs whose cause pgsearch knows: undefined table / schema / function.
-_NOT_MIGRATED_STATES = {"42P01", "3F000", "42883"}
+# SQLSTATEs whose cause pgsearch knows: undefined table, undefined schema.
+_NOT_MIGRATED_STATES = {"42P01", "3F000"}
 
 
 @contextmanager

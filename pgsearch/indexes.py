@@ -45,7 +45,17 @@ def apply_local_settings(session: Session, settings: dict[str, str]) -> None:
     """Set server settings until the end of the session's current transaction (``SET LOCAL``).
 
     ``set_config(..., is_local => true)`` is ``SET LOCAL`` with bound parameters.
+
+    Raises:
+        ConfigurationError: The session's connection is in autocommit mode, where a local
+            setting would end with its own statement and never reach the query.
     """
+    dbapi_connection = session.connection().connection.dbapi_connection
+    if getattr(dbapi_connection, "autocommit", False):
+        raise ConfigurationError(
+            "vector search sets hnsw.ef_search for its transaction, but this connection is in "
+            "autocommit mode: search through a session or connection with a transaction"
+        )
     for name, value in settings.items():
         session.execute(
             text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}

@@ -103,3 +103,10 @@ def test_cli_round_trip_and_errors(
     assert main([*base, "downgrade", "base"]) == 0
     assert main([*base, "status"]) == 0
     assert "run `pgsearch migrate`" in capsys.readouterr().out
+
+
+def test_unreachable_server_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # Port 1 on loopback: nothing listens there, the connection is refused at once.
+    assert main(["--database-url", "postgresql://nobody@127.0.0.1:1/none", "status"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot use the database" in err and "Traceback" not in err

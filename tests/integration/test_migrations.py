@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -138,3 +142,36 @@ def test_unknown_text_configuration_is_refused(make_database: Callable[[], URL])
     with engine.connect() as conn:
         assert conn.execute(text("SELECT to_regnamespace('pgsearch')")).scalar() is None
     engine.dispose()
+
+
+def test_alembic_command_line_from_the_repository(
+    make_database: Callable[[], URL],
+    libpq,  # type: ignore[no-untyped-def]
+) -> None:
+    url = make_database()
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGSEARCH_")}
+
+    def alembic(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "alembic", "-x", f"url={libpq(url)}", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    alembic(
+        "-x", "dim=12", "-x", "model=my-model", "-x", "distance=inner_product", "upgrade", "head"
+    )
+    assert "0001_create_store (head)" in alembic("current")
+    with psycopg.connect(libpq(url)) as conn:
+        assert conn.execute(
+            "SELECT embedding_model, embedding_dim, distance FROM pgsearch.store_config"
+        ).fetchone() == ("my-model", 12, "inner_product")
+    alembic("downgrade", "base")
+    with psycopg.connect(libpq(url)) as conn:
+        assert conn.execute("SELECT to_regnamespace('pgsearch')").fetchone() == (None,)

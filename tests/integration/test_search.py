@@ -7,6 +7,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from pgsearch import (
+    ConfigurationError,
     DocumentInput,
     DocumentRepository,
     HashingEmbedder,
@@ -125,6 +126,19 @@ def test_ef_search_does_not_leak_past_commit(engine, embedder: HashingEmbedder) 
         session.commit()
         setting = session.execute(text("SELECT current_setting('hnsw.ef_search')")).scalar()
         assert setting == "40"
+
+
+def test_autocommit_connections_are_refused_for_vector_search(
+    engine,
+    embedder: HashingEmbedder,  # type: ignore[no-untyped-def]
+) -> None:
+    with engine.connect() as conn:
+        autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
+        with Session(bind=autocommit) as session:
+            with pytest.raises(ConfigurationError, match="autocommit"):
+                SearchRepository(session, embedder).search("bees", mode="vector")
+            # Text search sets nothing, so it works in autocommit mode.
+            assert isinstance(SearchRepository(session).search("bees", mode="text"), list)
 
 
 @pytest.mark.parametrize(

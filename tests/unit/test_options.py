@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 
-from pgsearch.database import normalize_url
+from pgsearch.config import Settings
+from pgsearch.database import normalize_url, resolve_url
 from pgsearch.exceptions import ConfigurationError, InvalidSearchError
 from pgsearch.migrations import StoreOptions
 from pgsearch.types import Distance, SearchMode
@@ -42,3 +45,28 @@ def test_modes_and_distances_parse() -> None:
 def test_store_options_are_validated(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         StoreOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_explicit_settings_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGSEARCH_DATABASE_URL", "postgresql://env@host/db")
+    monkeypatch.setenv("PGSEARCH_DATA_DIR", "/env/dir")
+    monkeypatch.setenv("PGSEARCH_EMBEDDER", "hashing:8")
+    from_env = Settings.from_env()
+    assert (from_env.database_url, str(from_env.data_dir), from_env.embedder) == (
+        "postgresql://env@host/db",
+        "/env/dir",
+        "hashing:8",
+    )
+    explicit = Settings.from_env(database_url="postgresql://arg@host/db", embedder="hashing:4")
+    assert (explicit.database_url, explicit.embedder) == ("postgresql://arg@host/db", "hashing:4")
+    assert resolve_url(settings=explicit).host == "host"
+    assert resolve_url("postgresql://direct@other/db", settings=explicit).host == "other"
+
+
+def test_without_a_url_the_default_data_dir_is_per_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PGSEARCH_DATABASE_URL", "PGSEARCH_DATA_DIR", "PGSEARCH_EMBEDDER"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env()
+    assert settings.database_url is None
+    assert settings.data_dir.name == "pgsearch" and str(Path.home()) in str(settings.data_dir)
+    assert settings.embedder == "sentence-transformers:all-MiniLM-L6-v2"
