@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from itertools import islice
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", default="hybrid", help="vector, text or hybrid (default)")
     search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
     search.add_argument("--ef-search", type=int, default=DEFAULT_EF_SEARCH, help="hnsw.ef_search")
+    search.add_argument(
+        "--text-match",
+        choices=["any", "all"],
+        default="any",
+        help="hybrid keyword leg: chunks with any query word (default) or all of them",
+    )
     search.add_argument("--json", action="store_true", help="print results as JSON")
 
     demo = commands.add_parser(
@@ -138,7 +145,9 @@ def _print_results(results: list[SearchResult]) -> None:
 
 def _search(store: Store, args: argparse.Namespace) -> None:
     mode = SearchMode.parse(args.mode)
-    results = store.search(args.query, args.k, mode, ef_search=args.ef_search)
+    results = store.search(
+        args.query, args.k, mode, ef_search=args.ef_search, text_match=args.text_match
+    )
     if args.json:
         print(json.dumps([vars(result) for result in results], ensure_ascii=False, indent=2))
     else:
@@ -191,6 +200,8 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    # The CLI owns its process: keep model-loading progress bars out of command output.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         # Embedders load their model on first use: text search and status never do.
         with Store.open(args.database_url, embedder=args.embedder, data_dir=args.data_dir) as store:

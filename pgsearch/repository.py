@@ -17,7 +17,13 @@ from pgsearch.fusion import DEFAULT_RRF_K
 from pgsearch.indexes import HnswSearchOptions, apply_local_settings
 from pgsearch.ingest import DocumentInput, IngestSummary, write_documents
 from pgsearch.models import Document
-from pgsearch.search import SearchResult, hybrid_search_sql, text_search_sql, vector_search_sql
+from pgsearch.search import (
+    SearchResult,
+    TextMatch,
+    hybrid_search_sql,
+    text_search_sql,
+    vector_search_sql,
+)
 from pgsearch.store_config import StoreSettings, check_embedder, load_store_settings
 from pgsearch.types import SearchMode, vector_literal
 
@@ -154,6 +160,7 @@ class SearchRepository:
         ef_search: int | None = None,
         rrf_k: int = DEFAULT_RRF_K,
         candidates: int | None = None,
+        text_match: TextMatch = "any",
     ) -> list[SearchResult]:
         """Return the ``k`` best chunks for ``query``.
 
@@ -167,6 +174,10 @@ class SearchRepository:
             rrf_k: Reciprocal rank fusion constant (hybrid).
             candidates: Depth of each hybrid leg (default ``max(4 * k, 40)``, deep enough for a
                 chunk ranked moderately by both legs to reach the fused top ``k``).
+            text_match: Hybrid's keyword leg matches chunks with ``any`` query term (default:
+                natural-language questions rarely match all their words) or only those with
+                ``all`` of them. ``any`` ranks every chunk sharing a term, so it costs more on
+                large stores with common query words.
 
         Raises:
             InvalidSearchError: Unknown mode, blank query, or ``k`` out of range.
@@ -183,6 +194,8 @@ class SearchRepository:
         depth = max(candidates or max(4 * k, 40), k)
         if depth > MAX_K:
             raise InvalidSearchError(f"candidates={depth} is above {MAX_K}")
+        if text_match not in ("any", "all"):
+            raise InvalidSearchError(f"text_match={text_match!r}: use 'any' or 'all'")
         hnsw = HnswSearchOptions(ef_search) if ef_search is not None else self._hnsw
 
         store = self._loaded_store()
@@ -201,7 +214,7 @@ class SearchRepository:
             if search_mode is SearchMode.VECTOR:
                 statement = vector_search_sql(store.distance)
             else:
-                statement = hybrid_search_sql(store.distance)
+                statement = hybrid_search_sql(store.distance, text_match)
         with translate_errors():
             if search_mode is not SearchMode.TEXT:
                 apply_local_settings(self._session, hnsw.settings(limit))

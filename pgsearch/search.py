@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import TextClause, text
 
@@ -17,13 +17,21 @@ from pgsearch.types import Distance
 
 __all__ = [
     "SearchResult",
+    "TextMatch",
     "hybrid_search_sql",
+    "keyword_leg_sql",
     "text_search_sql",
     "vector_search_sql",
 ]
 
+TextMatch = Literal["any", "all"]
+"""How hybrid search's keyword leg matches: chunks with ``any`` query term, or with ``all``."""
+
 _QUERY_VECTOR = "CAST(:query_embedding AS vector)"
-_TSQUERY = "websearch_to_tsquery(CAST(:text_config AS regconfig), :query_text)"
+_WEBSEARCH = "websearch_to_tsquery(CAST(:text_config AS regconfig), :query_text)"
+# The same query with its terms joined by OR: websearch_to_tsquery joins them with '&', which a
+# natural-language question almost never matches whole. Exclusions ('& !term') stay ANDed.
+_ANY_TERM = f"CAST(regexp_replace(CAST({_WEBSEARCH} AS text), ' & (?!!)', ' | ', 'g') AS tsquery)"
 
 _RESULT_COLUMNS = """
     c.id AS chunk_id, c.document_id, d.external_id, d.title, c.position, c.content,
@@ -64,12 +72,28 @@ def _vector_leg(distance: Distance) -> str:
         LIMIT :limit"""
 
 
-_TEXT_LEG = f"""
-        SELECT id, ts_rank_cd(tsv, {_TSQUERY}) AS rank
-        FROM pgsearch.chunks
-        WHERE tsv @@ {_TSQUERY}
-        ORDER BY rank DESC, id
+def _text_leg(tsquery: str, rank: str) -> str:
+    """Best ``limit`` chunks matching ``tsquery``; the query is parsed once, not per row."""
+    return f"""
+        SELECT c.id, {rank} AS rank
+        FROM pgsearch.chunks AS c, (SELECT {tsquery} AS q) AS query
+        WHERE c.tsv @@ query.q
+        ORDER BY rank DESC, c.id
         LIMIT :limit"""
+
+
+# Text mode: every term must match (web-search semantics), ranked by cover density.
+_TEXT_LEG = _text_leg(_WEBSEARCH, "ts_rank_cd(c.tsv, query.q)")
+# Hybrid's keyword leg: any term may match, ranked by frequency with length normalisation (1),
+# the closest built-in to BM25. On SciFact (train split, all-MiniLM-L6-v2) it lifts hybrid
+# nDCG@10 from 0.665 (an all-terms leg) to 0.682; vector alone scores 0.659.
+_KEYWORD_LEG = _text_leg(_ANY_TERM, "ts_rank(c.tsv, query.q, 1)")
+
+
+@cache
+def keyword_leg_sql() -> TextClause:
+    """Hybrid search's keyword leg on its own: ``(id, rank)`` of the best ``limit`` chunks."""
+    return text(_KEYWORD_LEG)
 
 
 @cache
@@ -104,10 +128,12 @@ def text_search_sql() -> TextClause:
 
 
 @cache
-def hybrid_search_sql(distance: Distance) -> TextClause:
-    """Reciprocal rank fusion of the vector and text legs, in one statement.
+def hybrid_search_sql(distance: Distance, text_match: TextMatch = "any") -> TextClause:
+    """Reciprocal rank fusion of the vector and keyword legs, in one statement.
 
-    Each leg ranks its best ``limit`` chunks; a chunk scores ``1 / (rrf_k + rank)`` per leg it
+    With ``text_match="any"`` the keyword leg matches chunks sharing any query term (see
+    :func:`keyword_leg_sql`); with ``"all"`` it is text mode's leg. Each leg ranks its best
+    ``limit`` chunks; a chunk scores ``1 / (rrf_k + rank)`` per leg it
     appears in. Binds ``query_embedding``, ``query_text``, ``text_config``, ``limit`` (depth of
     each leg), ``rrf_k`` and ``k`` (rows returned).
     """
@@ -119,7 +145,7 @@ def hybrid_search_sql(distance: Distance) -> TextClause:
         ),
         text_leg AS (
             SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS rank
-            FROM ({_TEXT_LEG}) AS matched
+            FROM ({_KEYWORD_LEG if text_match == "any" else _TEXT_LEG}) AS matched
         ),
         fused AS (
             SELECT coalesce(v.id, t.id) AS id,

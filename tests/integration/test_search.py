@@ -15,7 +15,12 @@ from pgsearch import (
     SearchRepository,
     reciprocal_rank_fusion,
 )
-from pgsearch.search import hybrid_search_sql, text_search_sql, vector_search_sql
+from pgsearch.search import (
+    hybrid_search_sql,
+    keyword_leg_sql,
+    text_search_sql,
+    vector_search_sql,
+)
 from pgsearch.types import Distance, vector_literal
 
 
@@ -63,16 +68,48 @@ def test_text_search_orders_by_ts_rank_cd(session: Session, embedder: HashingEmb
     assert results[0].score > results[1].score
 
 
-def test_hybrid_is_rrf_of_both_legs(loaded: SearchRepository) -> None:
+def _keyword_leg(session: Session, query: str, limit: int) -> list[int]:
+    params = {"query_text": query, "text_config": "english", "limit": limit}
+    return [row.id for row in session.execute(keyword_leg_sql(), params)]
+
+
+def test_hybrid_is_rrf_of_both_legs(session: Session, loaded: SearchRepository) -> None:
     query = "databases index readers"
     depth = 40
     vector_leg = [r.chunk_id for r in loaded.search(query, k=depth, mode="vector")]
-    text_leg = [r.chunk_id for r in loaded.search(query, k=depth, mode="text")]
-    expected = reciprocal_rank_fusion([vector_leg, text_leg], k=60)
+    keyword_leg = _keyword_leg(session, query, depth)
+    assert keyword_leg, "the keyword leg should match chunks sharing any query term"
+    expected = reciprocal_rank_fusion([vector_leg, keyword_leg], k=60)
     results = loaded.search(query, k=3, mode="hybrid", candidates=depth)
     assert len(results) == 3
     assert [r.score for r in results] == pytest.approx([score for _, score in expected[:3]])
     assert {r.chunk_id for r in results} <= {chunk for chunk, _ in expected}
+
+
+def test_hybrid_with_all_terms_fuses_the_text_mode_leg(loaded: SearchRepository) -> None:
+    query = "sourdough bread"
+    vector_leg = [r.chunk_id for r in loaded.search(query, k=40, mode="vector")]
+    text_leg = [r.chunk_id for r in loaded.search(query, k=40, mode="text")]
+    expected = reciprocal_rank_fusion([vector_leg, text_leg], k=60)
+    results = loaded.search(query, k=3, mode="hybrid", candidates=40, text_match="all")
+    assert [r.score for r in results] == pytest.approx([score for _, score in expected[:3]])
+    with pytest.raises(InvalidSearchError, match="text_match"):
+        loaded.search(query, mode="hybrid", text_match="some")  # type: ignore[arg-type]
+
+
+def test_keyword_leg_matches_any_term_but_keeps_exclusions(
+    session: Session, loaded: SearchRepository
+) -> None:
+    # Text mode needs every term; the hybrid keyword leg needs one.
+    assert loaded.search("MVCC unicorns", mode="text") == []
+    ids = _keyword_leg(session, "MVCC unicorns", 10)
+    assert len(ids) == 1
+    postgres = loaded.search("MVCC", mode="text")[0]
+    assert ids == [postgres.chunk_id]
+    both = _keyword_leg(session, "sourdough rovers", 10)
+    assert len(both) == 2
+    assert _keyword_leg(session, "rovers -mars", 10) == []
+    assert _keyword_leg(session, '"wild yeast" unicorns', 10) != []
 
 
 def test_hybrid_finds_keyword_only_and_vector_only_matches(loaded: SearchRepository) -> None:
