@@ -118,6 +118,8 @@ def _ingest_paths(
         while batch := list(islice(iterator, batch_size)):
             total += store.upsert(batch)
             bar.update(len(batch))
+    if total.inserted or total.updated:
+        store.optimize()
     print(
         f"ingested {len(documents)} documents: {total.inserted} new, {total.updated} updated, "
         f"{total.unchanged} unchanged; {total.chunks} chunks embedded"

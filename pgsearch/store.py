@@ -19,6 +19,7 @@ from pgsearch.chunking import ChunkingOptions
 from pgsearch.config import Settings
 from pgsearch.database import create_engine, describe_url
 from pgsearch.embedders import Embedder, load_embedder
+from pgsearch.indexes import after_bulk_write
 from pgsearch.ingest import DocumentInput, IngestSummary
 from pgsearch.migrations import StoreOptions, downgrade, upgrade
 from pgsearch.models import Document
@@ -168,6 +169,14 @@ class Store:
         """Search (see :meth:`SearchRepository.search` for ``options``)."""
         with self.session() as session:
             return SearchRepository(session, self.embedder).search(query, k, mode, **options)
+
+    def optimize(self) -> None:
+        """Merge GIN pending lists and refresh statistics; run after bulk loads.
+
+        See :func:`pgsearch.indexes.after_bulk_write`. ``pgsearch ingest`` does this itself.
+        """
+        with self.session() as session:
+            after_bulk_write(session)
 
     def status(self) -> StoreStatus:
         """Server, pgvector, schema and size facts about this store."""

@@ -1,0 +1,158 @@
+"""Quality and latency of each search mode on the shared real data sets.
+
+    python benchmarks/search_modes.py scifact     # nDCG@10 on SciFact's train judgements
+    python benchmarks/search_modes.py debian      # latency on 63,663 Debian package descriptions
+
+Documents go through pgsearch's own write path (one chunk per document) with the precomputed
+all-MiniLM-L6-v2 vectors in ../shared/data, looked up by text, so no model runs. Each data set
+gets its own embedded store under --data-dir (default /tmp/pgsearch-bench), reused across runs.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pgsearch import ChunkingOptions, DocumentInput, SearchRepository, Store
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+ONE_CHUNK = ChunkingOptions(max_chars=1_000_000, overlap=0)
+
+
+class PrecomputedEmbedder:
+    """Answers with stored vectors for known texts: the vectors were computed offline."""
+
+    name = MODEL
+    dimension = 384
+
+    def __init__(self) -> None:
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.vectors[text].astype(np.float32)
+
+
+def ingest(store: Store, documents: list[DocumentInput], batch: int = 1000) -> None:
+    start = time.perf_counter()
+    summary = None
+    for i in range(0, len(documents), batch):
+        summary = store.upsert(documents[i : i + batch])
+    elapsed = time.perf_counter() - start
+    new = summary is not None and summary.chunks > 0
+    label = "ingested" if new else "checked (unchanged)"
+    print(
+        f"{label} {len(documents)} documents in {elapsed:.1f} s: "
+        f"{len(documents) / elapsed:,.0f} docs/s"
+    )
+
+
+def ndcg_at_10(ranked: list[str], relevant: dict[str, int]) -> float:
+    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
+    ideal = sorted(relevant.values(), reverse=True)[:10]
+    idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+MODES = [("vector", {}), ("text", {}), ("hybrid", {}), ("hybrid", {"text_match": "all"})]
+
+
+def run_modes(store: Store, queries: list[str], judge: dict[str, dict[str, int]] | None) -> None:
+    with store.session() as session:
+        repo = SearchRepository(session, store.embedder)
+        for mode, options in MODES:
+            label = mode + (f" ({options['text_match']} terms)" if options else "")
+            times, scores = [], []
+            for query in queries:
+                start = time.perf_counter()
+                hits = repo.search(query, k=10, mode=mode, **options)  # type: ignore[arg-type]
+                times.append((time.perf_counter() - start) * 1000)
+                if judge is not None:
+                    scores.append(ndcg_at_10([h.external_id for h in hits], judge[query]))
+            quality = f"nDCG@10 {statistics.mean(scores):.3f}  " if scores else ""
+            p95 = float(np.percentile(times, 95))
+            print(
+                f"{label:20s} {quality}p50 {statistics.median(times):6.1f} ms  p95 {p95:6.1f} ms"
+                f"  ({len(queries)} queries)"
+            )
+
+
+def scifact(data_dir: Path) -> None:
+    root = DATA / "scifact"
+    vectors = root / "embeddings" / "all-MiniLM-L6-v2"
+    embedder = PrecomputedEmbedder()
+    ids = json.loads((vectors / "corpus_ids.json").read_text())
+    matrix = np.load(vectors / "corpus.npy")
+    documents = []
+    for line, doc_id, vector in zip((root / "corpus.jsonl").open(), ids, matrix, strict=True):
+        doc = json.loads(line)
+        content = (doc["title"] + " " + doc["text"]).strip()
+        embedder.vectors[content] = vector
+        documents.append(DocumentInput(doc_id, content, doc["title"]))
+    texts = {q["_id"]: q["text"] for q in map(json.loads, (root / "queries.jsonl").open())}
+    query_ids = json.loads((vectors / "query_ids.json").read_text())
+    for query_id, vector in zip(query_ids, np.load(vectors / "queries.npy"), strict=True):
+        embedder.vectors[texts[query_id]] = vector
+    judge: dict[str, dict[str, int]] = {}
+    for line in (root / "qrels" / "train.tsv").read_text().splitlines()[1:]:
+        query_id, doc_id, score = line.split("\t")
+        judge.setdefault(texts[query_id], {})[doc_id] = int(score)
+
+    with Store.open(embedder=embedder, data_dir=data_dir / "scifact", chunking=ONE_CHUNK) as store:
+        store.migrate()
+        ingest(store, documents)
+        run_modes(store, list(judge), judge)
+
+
+def debian(data_dir: Path, sample: int) -> None:
+    root = DATA / "debian-packages"
+    vectors = root / "embeddings" / "all-MiniLM-L6-v2"
+    embedder = PrecomputedEmbedder()
+    ids = json.loads((vectors / "corpus_ids.json").read_text())
+    matrix = np.load(vectors / "corpus.f16.npy")
+    documents = []
+    with gzip.open(root / "corpus.jsonl.gz", "rt") as lines:
+        for line, doc_id, vector in zip(lines, ids, matrix, strict=True):
+            doc = json.loads(line)
+            content = doc["title"] + ". " + doc["text"]
+            embedder.vectors[content] = vector
+            documents.append(DocumentInput(doc_id, content, doc["title"], doc["metadata"]))
+    # Queries: package short descriptions, with the vector of their own package.
+    queries = []
+    for doc in random.Random(0).sample(documents, sample):
+        embedder.vectors.setdefault(doc.title or "", embedder.vectors[doc.content])
+        queries.append(doc.title or "")
+    with Store.open(embedder=embedder, data_dir=data_dir / "debian", chunking=ONE_CHUNK) as store:
+        store.migrate()
+        ingest(store, documents)
+        run_modes(store, queries, None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=["scifact", "debian"])
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/pgsearch-bench"))
+    parser.add_argument("--queries", type=int, default=200, help="Debian queries to time")
+    args = parser.parse_args()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.dataset == "scifact":
+        scifact(args.data_dir)
+    else:
+        debian(args.data_dir, args.queries)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The planner's own choice on a store of realistic size, after `Store.optimize()`.
+
+test_search forces index scans on a tiny table; here nothing is forced: with a few thousand
+chunks, merged GIN pending lists and fresh statistics, each search must pick its index unaided.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import URL, TextClause, create_engine, text
+
+from pgsearch import DocumentInput, HashingEmbedder, Store
+from pgsearch.search import hybrid_search_sql, text_search_sql, vector_search_sql
+from pgsearch.types import Distance, vector_literal
+
+# 2,000 made-up words, each in about 1 % of the documents, like real vocabulary: a query
+# word matches few rows, so an index beats a scan (nonsense words survive stemming as they are).
+WORDS = [f"zq{chr(97 + i // 26 % 26)}{chr(97 + i % 26)}{i // 676}" for i in range(2000)]
+QUERY = f"{WORDS[10]} {WORDS[20]}"
+
+
+@pytest.fixture(scope="module")
+def store(make_database: Callable[[], URL]) -> Iterator[Store]:
+    rng = random.Random(7)
+    documents = [DocumentInput(f"doc-{i}", " ".join(rng.choices(WORDS, k=20))) for i in range(3000)]
+    with Store(create_engine(make_database()), HashingEmbedder(64)) as store:
+        store.migrate()
+        store.upsert(documents)
+        store.optimize()
+        yield store
+
+
+@pytest.mark.parametrize(
+    "statement,indexes",
+    [
+        (vector_search_sql(Distance.COSINE), ["ix_chunks_embedding_hnsw"]),
+        (text_search_sql(), ["ix_chunks_tsv"]),
+        (hybrid_search_sql(Distance.COSINE), ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"]),
+        (hybrid_search_sql(Distance.COSINE, "all"), ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"]),
+    ],
+    ids=["vector", "text", "hybrid", "hybrid-all"],
+)
+def test_planner_picks_the_indexes(store: Store, statement: TextClause, indexes: list[str]) -> None:
+    params = {
+        "query_embedding": vector_literal(HashingEmbedder(64).embed_query(QUERY)),
+        "query_text": QUERY,
+        "text_config": "english",
+        "limit": 10,
+        "k": 10,
+        "rrf_k": 60,
+    }
+    with store.session() as session:
+        plan = "\n".join(session.execute(text("EXPLAIN " + statement.text), params).scalars())
+    for index in indexes:
+        assert index in plan, plan
