@@ -30,8 +30,10 @@ TextMatch = Literal["any", "all"]
 _QUERY_VECTOR = "CAST(:query_embedding AS vector)"
 _WEBSEARCH = "websearch_to_tsquery(CAST(:text_config AS regconfig), :query_text)"
 # The same query with its terms joined by OR: websearch_to_tsquery joins them with '&', which a
-# natural-language question almost never matches whole. Exclusions ('& !term') stay ANDed.
-_ANY_TERM = f"CAST(regexp_replace(CAST({_WEBSEARCH} AS text), ' & (?!!)', ' | ', 'g') AS tsquery)"
+# natural-language question almost never matches whole. Phrases keep their '<->'. A query with
+# an exclusion ('-word', '!' in the tsquery) is a keyword query: it keeps its all-terms form.
+_ANY_TERM = f"""(CASE WHEN strpos(CAST({_WEBSEARCH} AS text), '!') > 0 THEN {_WEBSEARCH}
+    ELSE CAST(regexp_replace(CAST({_WEBSEARCH} AS text), ' & ', ' | ', 'g') AS tsquery) END)"""
 
 _RESULT_COLUMNS = """
     c.id AS chunk_id, c.document_id, d.external_id, d.title, c.position, c.content,

@@ -108,7 +108,11 @@ def test_keyword_leg_matches_any_term_but_keeps_exclusions(
     assert ids == [postgres.chunk_id]
     both = _keyword_leg(session, "sourdough rovers", 10)
     assert len(both) == 2
+    # An exclusion makes it a keyword query: all terms, and the excluded word excludes.
     assert _keyword_leg(session, "rovers -mars", 10) == []
+    bread = loaded.search("sourdough", mode="text")[0]
+    assert _keyword_leg(session, "sourdough -mars yeast", 10) == [bread.chunk_id]
+    assert _keyword_leg(session, "sourdough -mars rovers", 10) == []
     assert _keyword_leg(session, '"wild yeast" unicorns', 10) != []
 
 
