@@ -48,16 +48,17 @@ class PrecomputedEmbedder:
 
 def ingest(store: Store, documents: list[DocumentInput], batch: int = 1000) -> None:
     start = time.perf_counter()
-    summary = None
+    embedded = 0
     for i in range(0, len(documents), batch):
-        summary = store.upsert(documents[i : i + batch])
+        embedded += store.upsert(documents[i : i + batch]).chunks
     elapsed = time.perf_counter() - start
-    new = summary is not None and summary.chunks > 0
-    label = "ingested" if new else "checked (unchanged)"
     print(
-        f"{label} {len(documents)} documents in {elapsed:.1f} s: "
+        f"upserted {len(documents)} documents ({embedded} chunks written) in {elapsed:.1f} s: "
         f"{len(documents) / elapsed:,.0f} docs/s"
     )
+    start = time.perf_counter()
+    store.optimize()  # merge GIN pending lists and ANALYZE, as `pgsearch ingest` does
+    print(f"optimize: {time.perf_counter() - start:.1f} s")
 
 
 def ndcg_at_10(ranked: list[str], relevant: dict[str, int]) -> float:
