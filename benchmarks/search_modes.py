@@ -18,7 +18,7 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,18 +91,26 @@ def run_modes(store: Store, queries: list[str], judge: dict[str, dict[str, int]]
             )
 
 
+def load_corpus(
+    lines: Iterable[str], vectors: Path, matrix: str, separator: str, embedder: PrecomputedEmbedder
+) -> list[DocumentInput]:
+    """Documents as the vectors were computed (title + separator + text), vectors registered."""
+    ids = json.loads((vectors / "corpus_ids.json").read_text())
+    documents = []
+    for line, doc_id, vector in zip(lines, ids, np.load(vectors / matrix), strict=True):
+        doc = json.loads(line)
+        content = (doc["title"] + separator + doc["text"]).strip()
+        embedder.vectors[content] = vector
+        documents.append(DocumentInput(doc_id, content, doc["title"], doc.get("metadata", {})))
+    return documents
+
+
 def scifact(data_dir: Path) -> None:
     root = DATA / "scifact"
     vectors = root / "embeddings" / "all-MiniLM-L6-v2"
     embedder = PrecomputedEmbedder()
-    ids = json.loads((vectors / "corpus_ids.json").read_text())
-    matrix = np.load(vectors / "corpus.npy")
-    documents = []
-    for line, doc_id, vector in zip((root / "corpus.jsonl").open(), ids, matrix, strict=True):
-        doc = json.loads(line)
-        content = (doc["title"] + " " + doc["text"]).strip()
-        embedder.vectors[content] = vector
-        documents.append(DocumentInput(doc_id, content, doc["title"]))
+    with (root / "corpus.jsonl").open() as lines:
+        documents = load_corpus(lines, vectors, "corpus.npy", " ", embedder)
     texts = {q["_id"]: q["text"] for q in map(json.loads, (root / "queries.jsonl").open())}
     query_ids = json.loads((vectors / "query_ids.json").read_text())
     for query_id, vector in zip(query_ids, np.load(vectors / "queries.npy"), strict=True):
@@ -122,15 +130,8 @@ def debian(data_dir: Path, sample: int) -> None:
     root = DATA / "debian-packages"
     vectors = root / "embeddings" / "all-MiniLM-L6-v2"
     embedder = PrecomputedEmbedder()
-    ids = json.loads((vectors / "corpus_ids.json").read_text())
-    matrix = np.load(vectors / "corpus.f16.npy")
-    documents = []
     with gzip.open(root / "corpus.jsonl.gz", "rt") as lines:
-        for line, doc_id, vector in zip(lines, ids, matrix, strict=True):
-            doc = json.loads(line)
-            content = doc["title"] + ". " + doc["text"]
-            embedder.vectors[content] = vector
-            documents.append(DocumentInput(doc_id, content, doc["title"], doc["metadata"]))
+        documents = load_corpus(lines, vectors, "corpus.f16.npy", ". ", embedder)
     # Queries: package short descriptions, with the vector of their own package.
     queries = []
     for doc in random.Random(0).sample(documents, sample):
