@@ -65,9 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--ef-search", type=int, default=DEFAULT_EF_SEARCH, help="hnsw.ef_search")
     search.add_argument(
         "--text-match",
-        choices=["any", "all"],
-        default="any",
-        help="hybrid keyword leg: chunks with any query word (default) or all of them",
+        choices=["half", "all"],
+        default="half",
+        help="hybrid keyword leg: chunks with at least half the query's words (default) or all",
     )
     search.add_argument("--json", action="store_true", help="print results as JSON")
 

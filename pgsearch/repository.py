@@ -160,7 +160,7 @@ class SearchRepository:
         ef_search: int | None = None,
         rrf_k: int = DEFAULT_RRF_K,
         candidates: int | None = None,
-        text_match: TextMatch = "any",
+        text_match: TextMatch = "half",
     ) -> list[SearchResult]:
         """Return the ``k`` best chunks for ``query``.
 
@@ -174,10 +174,10 @@ class SearchRepository:
             rrf_k: Reciprocal rank fusion constant (hybrid).
             candidates: Depth of each hybrid leg (default ``max(4 * k, 40)``, deep enough for a
                 chunk ranked moderately by both legs to reach the fused top ``k``).
-            text_match: Hybrid's keyword leg matches chunks with ``any`` query term (default:
-                natural-language questions rarely match all their words) or only those with
-                ``all`` of them. ``any`` ranks every chunk sharing a term, so it costs more on
-                large stores with common query words.
+            text_match: Hybrid's keyword leg takes chunks with at least ``half`` the query's
+                words (default: a question rarely shares all its words with its answer, and a
+                single shared word is weak evidence) or only those with ``all`` of them. ``half``
+                checks every chunk sharing a query word, so it costs more on large stores.
 
         Raises:
             InvalidSearchError: Unknown mode, blank query, or ``k`` out of range.
@@ -194,8 +194,8 @@ class SearchRepository:
         depth = max(candidates or max(4 * k, 40), k)
         if depth > MAX_K:
             raise InvalidSearchError(f"candidates={depth} is above {MAX_K}")
-        if text_match not in ("any", "all"):
-            raise InvalidSearchError(f"text_match={text_match!r}: use 'any' or 'all'")
+        if text_match not in ("half", "all"):
+            raise InvalidSearchError(f"text_match={text_match!r}: use 'half' or 'all'")
         hnsw = HnswSearchOptions(ef_search) if ef_search is not None else self._hnsw
 
         store = self._loaded_store()
