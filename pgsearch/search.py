@@ -30,11 +30,9 @@ TextMatch = Literal["half", "all"]
 
 _QUERY_VECTOR = "CAST(:query_embedding AS vector)"
 _WEBSEARCH = "websearch_to_tsquery(CAST(:text_config AS regconfig), :query_text)"
-# The same query with its terms joined by OR: websearch_to_tsquery joins them with '&', which a
-# natural-language question almost never matches whole. Phrases keep their '<->'. A query with
-# an exclusion ('-word', '!' in the tsquery) is a keyword query: it keeps its all-terms form.
-_ANY_TERM = f"""(CASE WHEN strpos(CAST({_WEBSEARCH} AS text), '!') > 0 THEN {_WEBSEARCH}
-    ELSE CAST(regexp_replace(CAST({_WEBSEARCH} AS text), ' & ', ' | ', 'g') AS tsquery) END)"""
+# Hybrid's keyword query, built by the SQL function the migration installs (see there): at
+# least half of the query's words. IMMUTABLE, so it is evaluated once, while planning.
+_KEYWORD_QUERY = "pgsearch.keyword_query(CAST(:text_config AS regconfig), :query_text)"
 
 _RESULT_COLUMNS = """
     c.id AS chunk_id, c.document_id, d.external_id, d.title, c.position, c.content,
@@ -75,7 +73,7 @@ def _vector_leg(distance: Distance) -> str:
         LIMIT :limit"""
 
 
-def _text_leg(tsquery: str, rank: str, extra_condition: str = "") -> str:
+def _text_leg(tsquery: str, rank: str) -> str:
     """Best ``limit`` chunks matching ``tsquery``.
 
     The match condition spells the query out so that the planner can evaluate it while planning
@@ -85,7 +83,7 @@ def _text_leg(tsquery: str, rank: str, extra_condition: str = "") -> str:
     return f"""
         SELECT c.id, {rank.format(query=f"(SELECT {tsquery})")} AS rank
         FROM pgsearch.chunks AS c
-        WHERE c.tsv @@ {tsquery}{extra_condition}
+        WHERE c.tsv @@ {tsquery}
         ORDER BY rank DESC, c.id
         LIMIT :limit"""
 
@@ -93,22 +91,13 @@ def _text_leg(tsquery: str, rank: str, extra_condition: str = "") -> str:
 # Text mode: every term must match (web-search semantics), ranked by cover density.
 _TEXT_LEG = _text_leg(_WEBSEARCH, "ts_rank_cd(c.tsv, {query})")
 
-# The query's distinct words as lexemes, computed once per statement (an InitPlan).
-_QUERY_LEXEMES = """(SELECT tsvector_to_array(
-                 to_tsvector(CAST(:text_config AS regconfig), :query_text)))"""
-# At least half of the query's distinct words must be in the chunk (Lucene's "minimum should
-# match: 50%"): RRF counts ranks, not scores, so a chunk sharing one word with a long question
-# would otherwise enter the fusion as a full keyword hit. Deleting the query's lexemes from the
-# chunk's tsvector and comparing lengths counts them in one pass, without a per-row subquery.
-_HALF_THE_WORDS = f"""
-          AND 2 * (length(c.tsv) - length(ts_delete(c.tsv, {_QUERY_LEXEMES})))
-              >= cardinality({_QUERY_LEXEMES})"""
-
-# Hybrid's keyword leg: chunks with at least half the query's words, ranked by frequency with
-# length normalisation (1), the closest built-in to BM25. On SciFact (train split,
-# all-MiniLM-L6-v2) hybrid scores nDCG@10 0.689 with it, 0.686 with any word, 0.667 with all
-# words (text mode's leg); vector alone scores 0.658.
-_KEYWORD_LEG = _text_leg(_ANY_TERM, "ts_rank(c.tsv, {query}, 1)", _HALF_THE_WORDS)
+# Hybrid's keyword leg: chunks with at least half the query's words (Lucene's "minimum should
+# match: 50%"; RRF counts ranks, not scores, so a chunk sharing one word with a long question
+# must not enter the fusion as a keyword hit), ranked by frequency with length normalisation
+# (1), the closest built-in to BM25. On SciFact (train split, all-MiniLM-L6-v2) hybrid scores
+# nDCG@10 0.689 with it, 0.686 with any one word and 0.665 with all words (text mode's leg);
+# vector alone scores 0.658.
+_KEYWORD_LEG = _text_leg(_KEYWORD_QUERY, "ts_rank(c.tsv, {query}, 1)")
 
 
 @cache

@@ -205,3 +205,44 @@ def test_bad_requests_are_refused(
 def test_text_mode_needs_no_embedder(session: Session, loaded: SearchRepository) -> None:
     results = SearchRepository(session).search("sourdough", mode="text")
     assert [r.external_id for r in results] == ["bread"]
+
+
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("sourdough", "'sourdough'"),
+        ("sourdough bread", "'bread' | 'sourdough'"),
+        ("wild yeast rises", "'rise' & 'wild' | 'rise' & 'yeast' | 'wild' & 'yeast'"),
+        ("rovers -mars", "'rover' & !'mar'"),
+        ("the of and", ""),
+        ("O'Brien bakes", "'bake' & 'brien' | 'bake' & 'o' | 'brien' & 'o'"),
+    ],
+)
+def test_keyword_query(session: Session, query: str, expected: str) -> None:
+    built = session.execute(
+        text("SELECT CAST(pgsearch.keyword_query('english', :q) AS text)"), {"q": query}
+    ).scalar()
+
+    # Compare as sets of conjunctions: the order of OR branches carries no meaning.
+    def branches(value: str) -> set[str]:
+        return {part.strip().strip("()") for part in value.split("|")} if value else set()
+
+    assert branches(built or "") == branches(expected)
+
+
+def test_keyword_query_sizes(session: Session) -> None:
+    def shape(words: int) -> tuple[int, int]:
+        query = " ".join(f"zq{chr(97 + i)}word" for i in range(words))
+        built = str(
+            session.execute(
+                text("SELECT CAST(pgsearch.keyword_query('simple', :q) AS text)"), {"q": query}
+            ).scalar()
+        )
+        conjunctions = built.split(" | ")
+        return len(conjunctions), conjunctions[0].count("&") + 1
+
+    assert shape(4) == (6, 2)  # half of 4: every pair
+    assert shape(5) == (10, 3)  # half of 5, rounded up: every triple
+    assert shape(8) == (70, 4)
+    assert shape(9) == (36, 2)  # past 8 words: every pair, not 126 quintuples
+    assert shape(25) == (25, 1)  # past 24 words: any word

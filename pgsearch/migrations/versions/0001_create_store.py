@@ -22,6 +22,47 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("pgsearch",)
 depends_on: str | Sequence[str] | None = None
 
+_KEYWORD_QUERY = r"""
+CREATE FUNCTION pgsearch.keyword_query(config regconfig, query text)
+RETURNS tsquery
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+AS $$
+    -- The tsquery of hybrid search's keyword leg: chunks with at least half of the query's
+    -- distinct words (at least two of them for queries over 8 words, where the combinations
+    -- would explode; any one of them past 24 words). A query with an exclusion (-word) keeps
+    -- websearch_to_tsquery's all-words form. IMMUTABLE, so PostgreSQL folds a call with
+    -- constant arguments while planning and the GIN index serves the result.
+    WITH RECURSIVE parsed AS (
+        SELECT websearch_to_tsquery(config, query) AS all_words,
+               ARRAY(SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(config, query)))
+                     ORDER BY 1) AS words
+    ),
+    sizes AS (
+        SELECT all_words, words, n, CASE WHEN n <= 8 THEN (n + 1) / 2 ELSE 2 END AS m,
+               strpos(CAST(all_words AS text), '!') > 0 AS excludes
+        FROM parsed, cardinality(words) AS n
+    ),
+    combos (picked, last) AS (
+        SELECT ARRAY[i], i FROM sizes, generate_series(1, n) AS i
+        WHERE n BETWEEN 3 AND 24 AND NOT excludes
+        UNION ALL
+        SELECT c.picked || j, j
+        FROM combos AS c, sizes AS s, generate_series(c.last + 1, s.n) AS j
+        WHERE cardinality(c.picked) < s.m
+    )
+    SELECT CASE
+        WHEN excludes OR n < 2 THEN all_words
+        WHEN n = 2 OR n > 24 THEN CAST(array_to_string(
+            ARRAY(SELECT quote_literal(word) FROM unnest(words) AS word), ' | ') AS tsquery)
+        ELSE (SELECT CAST(string_agg('(' || (SELECT string_agg(quote_literal(words[k]), ' & ')
+                                             FROM unnest(c.picked) AS k) || ')', ' | ')
+                          AS tsquery)
+              FROM combos AS c WHERE cardinality(c.picked) = m)
+    END
+    FROM sizes
+$$
+"""
+
 _OPCLASS = {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops", "inner_product": "vector_ip_ops"}
 
 
@@ -141,6 +182,7 @@ def upgrade() -> None:
         "CREATE INDEX ix_documents_metadata ON pgsearch.documents"
         " USING gin (metadata jsonb_path_ops)"
     )
+    op.execute(_KEYWORD_QUERY)
     conn.execute(
         sa.text(
             "INSERT INTO pgsearch.store_config"
@@ -164,6 +206,7 @@ def downgrade() -> None:
     ).scalar()
     # No CASCADE: objects that users built on top of pgsearch make the downgrade fail loudly
     # instead of disappearing with it.
+    op.execute("DROP FUNCTION pgsearch.keyword_query(regconfig, text)")
     op.execute("DROP TABLE pgsearch.chunks")
     op.execute("DROP TABLE pgsearch.documents")
     op.execute("DROP TABLE pgsearch.store_config")
