@@ -139,7 +139,7 @@ def validate_documents(documents: Iterable[DocumentInput]) -> list[DocumentInput
 _LOCK_STORED = text(
     "SELECT id, external_id FROM pgsearch.documents"
     " WHERE external_id = ANY(CAST(:external_ids AS text[]))"
-    " ORDER BY external_id FOR UPDATE"
+    ' ORDER BY external_id COLLATE "C" FOR UPDATE'
 )
 
 _STORED_CHUNK_HASHES = text(
@@ -235,7 +235,8 @@ def _pending(
                 chunk_hashes=[content_hash(chunk.text) for chunk in chunks],
             )
         )
-    # One order for every writer (locks, inserts) keeps overlapping batches from deadlocking.
+    # One order for every writer (locks, inserts) keeps overlapping batches from deadlocking:
+    # Python orders str by code point, as the "C" collation orders UTF-8 in _LOCK_STORED.
     return sorted(pending, key=lambda item: item.doc.external_id)
 
 
@@ -341,28 +342,33 @@ def write_documents(
         ]
         vectors = _embed(embedder, store, changed)
 
-        ids, inserted, updated = _write_document_rows(session, batch, replace=replace)
-        changed_ids = {ids[item.doc.external_id] for item in changed}
-        replaced = [ids[i.doc.external_id] for i in changed if i.doc.external_id not in inserted]
-        if replaced:
-            session.execute(_DELETE_CHUNKS, {"document_ids": replaced})
-        kept = [i for i in ids.values() if i not in changed_ids]
-        if kept:
-            session.execute(_SYNC_CHUNK_METADATA, {"document_ids": kept})
-        chunk_rows = [
-            (ids[item.doc.external_id], chunk) for item in changed for chunk in item.chunks
-        ]
-        if chunk_rows:
-            session.execute(
-                _INSERT_CHUNKS,
-                {
-                    "document_ids": [document_id for document_id, _ in chunk_rows],
-                    "positions": [chunk.position for _, chunk in chunk_rows],
-                    "contents": [chunk.text for _, chunk in chunk_rows],
-                    "hashes": [h for item in changed for h in item.chunk_hashes],
-                    "embeddings": [vector_literal(v) for v in vectors],
-                },
-            )
+        # A savepoint makes the batch whole or absent even for a caller who catches the error
+        # and commits: add() can find a conflict after inserting some of the batch's rows.
+        with session.begin_nested():
+            ids, inserted, updated = _write_document_rows(session, batch, replace=replace)
+            changed_ids = {ids[item.doc.external_id] for item in changed}
+            replaced = [
+                ids[i.doc.external_id] for i in changed if i.doc.external_id not in inserted
+            ]
+            if replaced:
+                session.execute(_DELETE_CHUNKS, {"document_ids": replaced})
+            kept = [i for i in ids.values() if i not in changed_ids]
+            if kept:
+                session.execute(_SYNC_CHUNK_METADATA, {"document_ids": kept})
+            chunk_rows = [
+                (ids[item.doc.external_id], chunk) for item in changed for chunk in item.chunks
+            ]
+            if chunk_rows:
+                session.execute(
+                    _INSERT_CHUNKS,
+                    {
+                        "document_ids": [document_id for document_id, _ in chunk_rows],
+                        "positions": [chunk.position for _, chunk in chunk_rows],
+                        "contents": [chunk.text for _, chunk in chunk_rows],
+                        "hashes": [h for item in changed for h in item.chunk_hashes],
+                        "embeddings": [vector_literal(v) for v in vectors],
+                    },
+                )
     updated |= {item.doc.external_id for item in changed} - inserted
     return IngestSummary(
         inserted=len(inserted),

@@ -75,13 +75,29 @@ def test_concurrent_upserts_of_a_new_document(committed_engine: Engine) -> None:
     assert [tuple(r) for r in rows] == [("two", two.content)]
 
 
-def test_concurrent_add_of_the_same_id_is_refused(committed_engine: Engine) -> None:
+def test_concurrent_add_of_the_same_id_is_refused_and_writes_nothing(
+    committed_engine: Engine,
+) -> None:
     embedder = HashingEmbedder(64)
+    refused: list[Exception] = []
+
+    def add_and_commit_anyway(session: Session) -> None:
+        # "w" sorts before "x": its row is written before the conflict on "x" shows up.
+        try:
+            DocumentRepository(session, embedder).add(
+                [DocumentInput("w", "also theirs"), DocumentInput("x", "theirs")]
+            )
+        except DocumentExistsError as exc:
+            refused.append(exc)  # a caller that carries on and commits its transaction
+
     errors = _race(
         committed_engine,
         lambda s: DocumentRepository(s, embedder).add(DocumentInput("x", "mine")),
-        lambda s: DocumentRepository(s, embedder).add(DocumentInput("x", "theirs")),
+        add_and_commit_anyway,
     )
-    assert len(errors) == 1 and isinstance(errors[0], DocumentExistsError)
+    assert errors == [] and len(refused) == 1
     with committed_engine.connect() as conn:
+        assert conn.execute(text("SELECT external_id FROM pgsearch.documents")).scalars().all() == [
+            "x"
+        ]
         assert conn.execute(text("SELECT content FROM pgsearch.chunks")).scalars().all() == ["mine"]
