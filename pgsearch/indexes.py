@@ -5,9 +5,11 @@ Index DDL lives in the Alembic revisions; this module owns the query-time side.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from pgsearch.exceptions import ConfigurationError
@@ -19,6 +21,8 @@ __all__ = [
     "after_bulk_write",
     "apply_local_settings",
 ]
+
+_log = logging.getLogger(__name__)
 
 # The GIN indexes of the schema (see the migrations): they buffer new entries in a pending list.
 GIN_INDEXES = (
@@ -85,7 +89,15 @@ def after_bulk_write(session: Session) -> None:
     Both steps run inside the session's transaction.
     """
     for index in GIN_INDEXES:
-        session.execute(
-            text("SELECT gin_clean_pending_list(CAST(:index AS regclass))"), {"index": index}
-        )
+        try:
+            with session.begin_nested():
+                session.execute(
+                    text("SELECT gin_clean_pending_list(CAST(:index AS regclass))"),
+                    {"index": index},
+                )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "42501":  # insufficient_privilege
+                raise
+            # Only the index owner may merge; autovacuum will, later. The data is written.
+            _log.warning("cannot merge the pending list of %s: not its owner", index)
     session.execute(text("ANALYZE pgsearch.documents, pgsearch.chunks"))

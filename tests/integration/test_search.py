@@ -112,11 +112,13 @@ def test_keyword_leg_needs_half_the_words_and_keeps_exclusions(
     }
     # Bees share one word of four ("honey"): too little to count as a keyword hit.
     assert _keyword_leg(session, "sourdough starter yeast honey", 10) == [bread.chunk_id]
-    # An exclusion makes it a keyword query: all terms, and the excluded word excludes.
+    # An exclusion is websearch syntax: all terms, and the excluded word excludes.
     assert _keyword_leg(session, "rovers -mars", 10) == []
     assert _keyword_leg(session, "sourdough -mars yeast", 10) == [bread.chunk_id]
     assert _keyword_leg(session, "sourdough -mars rovers", 10) == []
-    assert _keyword_leg(session, '"wild yeast" unicorns', 10) == [bread.chunk_id]
+    # Quotes and "or" are websearch syntax too: the query means what it says.
+    assert _keyword_leg(session, '"wild yeast" unicorns', 10) == []
+    assert _keyword_leg(session, '"wild yeast" or unicorns', 10) == [bread.chunk_id]
 
 
 def test_hybrid_finds_keyword_only_and_vector_only_matches(loaded: SearchRepository) -> None:
@@ -214,14 +216,27 @@ def test_text_mode_needs_no_embedder(session: Session, loaded: SearchRepository)
         ("sourdough bread", "'bread' | 'sourdough'"),
         ("wild yeast rises", "'rise' & 'wild' | 'rise' & 'yeast' | 'wild' & 'yeast'"),
         ("rovers -mars", "'rover' & !'mar'"),
+        ('"wild yeast" rises', "'wild' <-> 'yeast' & 'rise'"),
+        # "or" is a word separator here, not an operator (nor a word, in any configuration).
+        ("sourdough or rye flour", "'flour' & 'rye' | 'flour' & 'sourdough' | 'rye' & 'sourdough'"),
         ("the of and", ""),
         ("O'Brien bakes", "'bake' & 'brien' | 'bake' & 'o' | 'brien' & 'o'"),
+        # The parser's compound words (phrases in the tsquery) are words, not syntax.
+        (
+            "state-of-the-art ovens",
+            "'art' & 'oven' | 'art' & 'state' | 'art' & 'state-of-the-art' | 'oven' & 'state'"
+            " | 'oven' & 'state-of-the-art' | 'state' & 'state-of-the-art'",
+        ),
     ],
 )
 def test_keyword_query(session: Session, query: str, expected: str) -> None:
     built = session.execute(
         text("SELECT CAST(pgsearch.keyword_query('english', :q) AS text)"), {"q": query}
     ).scalar()
+    simple = session.execute(
+        text("SELECT CAST(pgsearch.keyword_query('simple', 'cats or dogs') AS text)")
+    ).scalar()
+    assert simple == "'cats' | 'dogs'"
 
     # Compare as sets of conjunctions: the order of OR branches carries no meaning.
     def branches(value: str) -> set[str]:

@@ -28,30 +28,33 @@ RETURNS tsquery
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 AS $$
     -- The tsquery of hybrid search's keyword leg: chunks with at least half of the query's
-    -- distinct words (at least two of them for queries over 8 words, where the combinations
-    -- would explode; any one of them past 24 words). A query with an exclusion (-word) keeps
-    -- websearch_to_tsquery's all-words form. IMMUTABLE, so PostgreSQL folds a call with
-    -- constant arguments while planning and the GIN index serves the result.
+    -- distinct words; past 8 words, any two of them (the combinations would explode); past 24,
+    -- any one. A query with quotes or an exclusion (-word) is a keyword query: it means what
+    -- websearch_to_tsquery says. IMMUTABLE, so PostgreSQL folds a call with constant
+    -- arguments while planning, and the GIN index serves the result.
     WITH RECURSIVE parsed AS (
-        SELECT websearch_to_tsquery(config, query) AS all_words,
-               ARRAY(SELECT DISTINCT unnest(tsvector_to_array(to_tsvector(config, query)))
+        SELECT websearch_to_tsquery(config, query) AS written,
+               -- websearch_to_tsquery reads "or" as an operator, not a word
+               ARRAY(SELECT DISTINCT lexeme
+                     FROM unnest(tsvector_to_array(to_tsvector(config, query))) AS lexeme
+                     WHERE lexeme <> 'or'
                      ORDER BY 1) AS words
     ),
     sizes AS (
-        SELECT all_words, words, n, CASE WHEN n <= 8 THEN (n + 1) / 2 ELSE 2 END AS m,
-               strpos(CAST(all_words AS text), '!') > 0 AS excludes
+        SELECT written, words, n, CASE WHEN n <= 8 THEN (n + 1) / 2 ELSE 2 END AS m,
+               strpos(query, '"') > 0 OR strpos(CAST(written AS text), '!') > 0 AS as_written
         FROM parsed, cardinality(words) AS n
     ),
     combos (picked, last) AS (
         SELECT ARRAY[i], i FROM sizes, generate_series(1, n) AS i
-        WHERE n BETWEEN 3 AND 24 AND NOT excludes
+        WHERE n BETWEEN 3 AND 24 AND NOT as_written
         UNION ALL
         SELECT c.picked || j, j
         FROM combos AS c, sizes AS s, generate_series(c.last + 1, s.n) AS j
         WHERE cardinality(c.picked) < s.m
     )
     SELECT CASE
-        WHEN excludes OR n < 2 THEN all_words
+        WHEN as_written OR n < 2 THEN written
         WHEN n = 2 OR n > 24 THEN CAST(array_to_string(
             ARRAY(SELECT quote_literal(word) FROM unnest(words) AS word), ' | ') AS tsquery)
         ELSE (SELECT CAST(string_agg('(' || (SELECT string_agg(quote_literal(words[k]), ' & ')
