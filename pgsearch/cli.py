@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
+from pgsearch.database import describe_url
 from pgsearch.exceptions import PgSearchError
 from pgsearch.indexes import DEFAULT_EF_SEARCH
 from pgsearch.ingest import IngestSummary, validate_documents
@@ -159,7 +160,7 @@ def _search(store: Store, args: argparse.Namespace) -> None:
 def _demo(store: Store, args: argparse.Namespace) -> None:
     from pgsearch.samples import SAMPLE_CORPUS, SAMPLE_QUERIES
 
-    print(f"database: {store.status().database}")
+    print(f"database: {describe_url(store.engine.url)}")
     store.migrate()
     _ingest_paths(store, [SAMPLE_CORPUS], batch_size=64, progress=False)
     for query in SAMPLE_QUERIES:

@@ -100,7 +100,8 @@ def _validate(doc: DocumentInput) -> str:
         raise InvalidDocumentError(f"{where}: metadata is not JSON-serialisable ({exc})") from exc
     fields = (("id", doc.external_id), ("text", doc.content), ("title", doc.title or ""))
     for name, value in (*fields, ("metadata", metadata_json)):
-        if "\x00" in value or (name == "metadata" and _has_nul(doc.metadata)):
+        # json.dumps writes NUL as \u0000, which jsonb refuses too: look in the values.
+        if "\x00" in value if name != "metadata" else _has_nul(doc.metadata):
             raise InvalidDocumentError(
                 f"{where}: its {name} contains a NUL character, which PostgreSQL text "
                 "cannot hold; strip it first"

@@ -176,8 +176,8 @@ class SearchRepository:
                 chunk ranked moderately by both legs to reach the fused top ``k``).
             text_match: Hybrid's keyword leg takes chunks with at least ``half`` the query's
                 words (default: a question rarely shares all its words with its answer, and a
-                single shared word is weak evidence) or only those with ``all`` of them. ``half``
-                checks every chunk sharing a query word, so it costs more on large stores.
+                single shared word is weak evidence) or only those with ``all`` of them. Long
+                queries of common words match many more chunks with ``half``, so it costs more.
 
         Raises:
             InvalidSearchError: Unknown mode, blank query, or ``k`` out of range.
