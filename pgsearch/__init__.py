@@ -11,18 +11,18 @@ from pgsearch.exceptions import (
     EmbeddingMismatchError,
     ExtensionMissingError,
     InvalidDocumentError,
+    InvalidFilterError,
     InvalidSearchError,
     NotMigratedError,
     PgSearchError,
     SourceError,
 )
 from pgsearch.fusion import reciprocal_rank_fusion
-from pgsearch.indexes import HnswSearchOptions
 from pgsearch.ingest import DocumentInput, IngestSummary
 from pgsearch.migrations import StoreOptions
 from pgsearch.models import Chunk, Document
 from pgsearch.repository import DocumentRepository, SearchRepository
-from pgsearch.search import SearchResult
+from pgsearch.search import SearchRequest, SearchResult, SearchResults
 from pgsearch.store import Store, StoreStatus
 from pgsearch.types import Distance, SearchMode
 
@@ -40,15 +40,17 @@ __all__ = [
     "EmbeddingMismatchError",
     "ExtensionMissingError",
     "HashingEmbedder",
-    "HnswSearchOptions",
     "IngestSummary",
     "InvalidDocumentError",
+    "InvalidFilterError",
     "InvalidSearchError",
     "NotMigratedError",
     "PgSearchError",
     "SearchMode",
     "SearchRepository",
+    "SearchRequest",
     "SearchResult",
+    "SearchResults",
     "Settings",
     "SourceError",
     "Store",

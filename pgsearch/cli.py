@@ -16,9 +16,8 @@ from sqlalchemy.exc import OperationalError
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
 from pgsearch.database import describe_url
 from pgsearch.exceptions import PgSearchError
-from pgsearch.indexes import DEFAULT_EF_SEARCH
 from pgsearch.ingest import IngestSummary, validate_documents
-from pgsearch.search import SearchResult
+from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
 from pgsearch.sources import iter_documents
 from pgsearch.store import Store
 from pgsearch.types import Distance, SearchMode
@@ -63,12 +62,34 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--mode", default="hybrid", help="vector, text or hybrid (default)")
     search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    search.add_argument(
+        "--filter",
+        help='metadata / external_id / title filter as JSON, e.g. \'{"section": "fonts"}\'',
+    )
+    search.add_argument(
+        "--group-by",
+        choices=["chunk", "document"],
+        default="chunk",
+        help="return chunks (default) or each document once, by its best chunk",
+    )
+    search.add_argument(
+        "--exact", action="store_true", help="exact vector search (recall 1.0, slower)"
+    )
     search.add_argument("--ef-search", type=int, default=DEFAULT_EF_SEARCH, help="hnsw.ef_search")
+    search.add_argument(
+        "--iterative-scan",
+        choices=["relaxed_order", "strict_order", "off"],
+        default="relaxed_order",
+        help="hnsw.iterative_scan for filtered HNSW scans (default relaxed_order)",
+    )
     search.add_argument(
         "--text-match",
         choices=["half", "all"],
         default="half",
         help="hybrid keyword leg: chunks with at least half the query's words (default) or all",
+    )
+    search.add_argument(
+        "--explain", action="store_true", help="say which path served the vector leg, and why"
     )
     search.add_argument("--json", action="store_true", help="print results as JSON")
 
@@ -147,14 +168,40 @@ def _print_results(results: list[SearchResult]) -> None:
 
 
 def _search(store: Store, args: argparse.Namespace) -> None:
-    mode = SearchMode.parse(args.mode)
-    results = store.search(
-        args.query, args.k, mode, ef_search=args.ef_search, text_match=args.text_match
+    request = SearchRequest(
+        args.query,
+        args.k,
+        args.mode,
+        filter=args.filter,
+        exact=args.exact,
+        group_by=args.group_by,
+        ef_search=args.ef_search,
+        iterative_scan=args.iterative_scan,
+        text_match=args.text_match,
     )
+    results = store.run(request)
+    if args.explain:
+        print(_explanation(request, results), file=sys.stderr)
     if args.json:
         print(json.dumps([vars(result) for result in results], ensure_ascii=False, indent=2))
     else:
         _print_results(results)
+
+
+def _explanation(request: SearchRequest, results: SearchResults) -> str:
+    if results.path == "text":
+        return "path: text (GIN index on the tsvector)"
+    if request.exact:
+        return "path: exact (asked for with --exact)"
+    if results.estimated_rows is None:
+        return f"path: {results.path} (no filter: the HNSW index)"
+    reason = (
+        f"the planner expects the filter to select {results.estimated_rows:,} chunks; "
+        f"at most {request.exact_threshold:,} take the exact path"
+    )
+    if results.path == "exact" and results.estimated_rows > request.exact_threshold:
+        reason += "; the HNSW scan found fewer than k, so the exact path answered"
+    return f"path: {results.path} ({reason})"
 
 
 def _demo(store: Store, args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "EmbeddingMismatchError",
     "ExtensionMissingError",
     "InvalidDocumentError",
+    "InvalidFilterError",
     "InvalidSearchError",
     "NotMigratedError",
     "PgSearchError",
@@ -68,6 +69,10 @@ class DocumentExistsError(PgSearchError):
 
 class InvalidSearchError(PgSearchError, ValueError):
     """A search request is malformed (unknown mode, empty query, bad ``k``)."""
+
+
+class InvalidFilterError(InvalidSearchError):
+    """A search filter is malformed: unknown operator, wrong type, bad key."""
 
 
 class SourceError(PgSearchError):

@@ -1,26 +1,15 @@
-"""Vector index knobs by their pgvector names, applied with ``SET LOCAL`` semantics.
-
-Index DDL lives in the Alembic revisions; this module owns the query-time side.
-"""
+"""Index maintenance after bulk writes. Index DDL lives in the Alembic revisions; query-time
+knobs in :mod:`pgsearch.search.options`."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from pgsearch.exceptions import ConfigurationError
-
-__all__ = [
-    "DEFAULT_EF_SEARCH",
-    "GIN_INDEXES",
-    "HnswSearchOptions",
-    "after_bulk_write",
-    "apply_local_settings",
-]
+__all__ = ["GIN_INDEXES", "after_bulk_write"]
 
 _log = logging.getLogger(__name__)
 
@@ -30,53 +19,6 @@ GIN_INDEXES = (
     "pgsearch.ix_chunks_metadata",
     "pgsearch.ix_documents_metadata",
 )
-
-# pgvector's own default: recall@10 about 0.96 on 60k MiniLM vectors at about 1 ms per query.
-DEFAULT_EF_SEARCH = 40
-_MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
-
-
-@dataclass(frozen=True)
-class HnswSearchOptions:
-    """Query-time HNSW settings.
-
-    Attributes:
-        ef_search: Size of the candidate list (``hnsw.ef_search``). An HNSW scan returns at most
-            ``ef_search`` rows, so it is raised to the number of rows a query asks for.
-    """
-
-    ef_search: int = DEFAULT_EF_SEARCH
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.ef_search <= _MAX_EF_SEARCH:
-            raise ConfigurationError(
-                f"ef_search={self.ef_search} is out of pgvector's range 1..{_MAX_EF_SEARCH}"
-            )
-
-    def settings(self, limit: int) -> dict[str, str]:
-        """Server settings for a query that fetches ``limit`` nearest rows."""
-        return {"hnsw.ef_search": str(min(max(self.ef_search, limit), _MAX_EF_SEARCH))}
-
-
-def apply_local_settings(session: Session, settings: dict[str, str]) -> None:
-    """Set server settings until the end of the session's current transaction (``SET LOCAL``).
-
-    ``set_config(..., is_local => true)`` is ``SET LOCAL`` with bound parameters.
-
-    Raises:
-        ConfigurationError: The session's connection is in autocommit mode, where a local
-            setting would end with its own statement and never reach the query.
-    """
-    dbapi_connection = session.connection().connection.dbapi_connection
-    if getattr(dbapi_connection, "autocommit", False):
-        raise ConfigurationError(
-            "vector search sets hnsw.ef_search for its transaction, but this connection is in "
-            "autocommit mode: search through a session or connection with a transaction"
-        )
-    for name, value in settings.items():
-        session.execute(
-            text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
-        )
 
 
 def after_bulk_write(session: Session) -> None:

@@ -9,28 +9,24 @@ from collections.abc import Iterable
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
+from typing_extensions import Unpack
 
 from pgsearch.chunking import ChunkingOptions
-from pgsearch.embedders.base import Embedder, check_vectors
-from pgsearch.exceptions import ConfigurationError, InvalidSearchError, translate_errors
-from pgsearch.fusion import DEFAULT_RRF_K
-from pgsearch.indexes import HnswSearchOptions, apply_local_settings
+from pgsearch.embedders.base import Embedder
+from pgsearch.exceptions import translate_errors
 from pgsearch.ingest import DocumentInput, IngestSummary, write_documents
 from pgsearch.models import Document
-from pgsearch.search import (
-    SearchResult,
-    TextMatch,
-    hybrid_search_sql,
-    text_search_sql,
-    vector_search_sql,
+from pgsearch.search import SearchRequest, SearchResults, run_search
+from pgsearch.search.options import SearchOptions
+from pgsearch.store_config import (
+    StoreSettings,
+    cached_store_settings,
+    check_embedder,
+    load_store_settings,
 )
-from pgsearch.store_config import StoreSettings, check_embedder, load_store_settings
-from pgsearch.types import SearchMode, vector_literal
+from pgsearch.types import SearchMode
 
-__all__ = ["MAX_K", "DocumentRepository", "SearchRepository"]
-
-# An HNSW scan returns at most hnsw.ef_search rows, and pgvector caps ef_search at 1,000.
-MAX_K = 1000
+__all__ = ["DocumentRepository", "SearchRepository"]
 
 
 def _as_batch(documents: DocumentInput | Iterable[DocumentInput]) -> list[DocumentInput]:
@@ -113,122 +109,51 @@ class DocumentRepository:
 
 
 class SearchRepository:
-    """Search chunks by meaning (vector), by keywords (text) or both (hybrid).
+    """Search chunks by meaning (vector), by keywords (text) or both (hybrid), with filters.
 
     Args:
-        session: The caller's session. Query knobs are set with ``SET LOCAL`` semantics, so
-            they last until the end of its current transaction.
-        embedder: Needed for vector and hybrid modes; must match the store.
-        hnsw: HNSW query-time options (``ef_search``).
+        session: The caller's session. Query knobs are set with ``SET LOCAL`` semantics, in
+            the search's own statement, so they last until the end of its transaction.
+        embedder: Needed for vector and hybrid modes with a query text; must match the store.
     """
 
-    def __init__(
-        self,
-        session: Session,
-        embedder: Embedder | None = None,
-        *,
-        hnsw: HnswSearchOptions | None = None,
-    ) -> None:
+    def __init__(self, session: Session, embedder: Embedder | None = None) -> None:
         self._session = session
         self._embedder = embedder
-        self._hnsw = hnsw or HnswSearchOptions()
-        self._store: StoreSettings | None = None
-
-    def _loaded_store(self) -> StoreSettings:
-        if self._store is None:
-            self._store = load_store_settings(self._session)
-        return self._store
-
-    def _query_vector(self, store: StoreSettings, query: str) -> str:
-        if self._embedder is None:
-            raise ConfigurationError("vector and hybrid search need an embedder")
-        check_embedder(store, self._embedder)
-        vector = check_vectors(
-            self._embedder.embed_query(query).reshape(1, -1),
-            1,
-            store.embedding_dim,
-            self._embedder.name,
-        )
-        return vector_literal(vector[0])
 
     def search(
         self,
-        query: str,
+        query: str | None = None,
         k: int = 10,
-        mode: SearchMode | str = SearchMode.HYBRID,
-        *,
-        ef_search: int | None = None,
-        rrf_k: int = DEFAULT_RRF_K,
-        candidates: int | None = None,
-        text_match: TextMatch = "half",
-    ) -> list[SearchResult]:
-        """Return the ``k`` best chunks for ``query``.
+        mode: SearchMode | str | None = None,
+        **options: Unpack[SearchOptions],
+    ) -> SearchResults:
+        """Return the ``k`` best chunks for ``query`` (or ``query_vector``).
 
         Args:
             query: Natural-language query; in text mode it is parsed by ``websearch_to_tsquery``
-                (quotes for phrases, ``or``, ``-`` to exclude).
+                (quotes for phrases, ``or``, ``-`` to exclude). Optional in vector mode with
+                ``query_vector``.
             k: Number of results (1 to 1000).
-            mode: ``vector``, ``text`` or ``hybrid`` (default: hybrid, which is better than
-                either leg alone on most retrieval benchmarks).
-            ef_search: ``hnsw.ef_search`` for this query (default from ``hnsw``).
-            rrf_k: Reciprocal rank fusion constant (hybrid).
-            candidates: Depth of each hybrid leg (default ``max(4 * k, 40)``, deep enough for a
-                chunk ranked moderately by both legs to reach the fused top ``k``).
-            text_match: Hybrid's keyword leg takes chunks with at least ``half`` the query's
-                words (default: a question rarely shares all its words with its answer, and a
-                single shared word is weak evidence) or only those with ``all`` of them. Long
-                queries of common words match many more chunks with ``half``, so it costs more.
+            mode: ``vector``, ``text`` or ``hybrid`` (default: hybrid with a query text, vector
+                with only ``query_vector``).
+            **options: ``filter``, ``query_vector``, ``exact``, ``group_by``, ``ef_search``,
+                ``iterative_scan``, ... (see :class:`~pgsearch.search.SearchRequest`).
+
+        Returns:
+            The results, best first; ``.path`` says whether the vector leg used the HNSW index
+            or an exact scan.
 
         Raises:
-            InvalidSearchError: Unknown mode, blank query, or ``k`` out of range.
+            InvalidSearchError: A malformed request (``InvalidFilterError`` for the filter).
             NotMigratedError: The database has no pgsearch schema.
-            EmbeddingMismatchError: The embedder does not match the store.
+            EmbeddingMismatchError: The embedder or query vector does not match the store.
         """
-        search_mode = SearchMode.parse(mode)
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidSearchError("the query is empty: give some words to search for")
-        if not 1 <= k <= MAX_K:
-            raise InvalidSearchError(f"k={k} is out of range: ask for 1 to {MAX_K} results")
-        if rrf_k < 1:
-            raise InvalidSearchError("rrf_k must be positive")
-        depth = max(candidates or max(4 * k, 40), k)
-        if depth > MAX_K:
-            raise InvalidSearchError(f"candidates={depth} is above {MAX_K}")
-        if text_match not in ("half", "all"):
-            raise InvalidSearchError(f"text_match={text_match!r}: use 'half' or 'all'")
-        hnsw = HnswSearchOptions(ef_search) if ef_search is not None else self._hnsw
+        return self.run(SearchRequest(query, k, mode, **options))
 
-        store = self._loaded_store()
-        limit = depth if search_mode is SearchMode.HYBRID else k
-        params: dict[str, object] = {
-            "text_config": store.text_config,
-            "query_text": query,
-            "limit": limit,
-            "k": k,
-            "rrf_k": rrf_k,
-        }
-        if search_mode is SearchMode.TEXT:
-            statement = text_search_sql()
-        else:
-            params["query_embedding"] = self._query_vector(store, query)
-            if search_mode is SearchMode.VECTOR:
-                statement = vector_search_sql(store.distance)
-            else:
-                statement = hybrid_search_sql(store.distance, text_match)
+    def run(self, request: SearchRequest) -> SearchResults:
+        """Run a prepared :class:`~pgsearch.search.SearchRequest`."""
         with translate_errors():
-            if search_mode is not SearchMode.TEXT:
-                apply_local_settings(self._session, hnsw.settings(limit))
-            rows = self._session.execute(statement, params).all()
-        return [
-            SearchResult(
-                chunk_id=row.chunk_id,
-                document_id=row.document_id,
-                external_id=row.external_id,
-                title=row.title,
-                position=row.position,
-                content=row.content,
-                metadata=row.metadata,
-                score=float(row.score),
-            )
-            for row in rows
-        ]
+            connection = self._session.connection()
+            store = cached_store_settings(connection)
+        return run_search(connection, store, request, self._embedder)

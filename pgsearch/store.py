@@ -14,18 +14,21 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+from typing_extensions import Unpack
 
 from pgsearch.chunking import ChunkingOptions
 from pgsearch.config import Settings
 from pgsearch.database import create_engine, describe_url
 from pgsearch.embedders import Embedder, load_embedder
+from pgsearch.exceptions import translate_errors
 from pgsearch.indexes import after_bulk_write
 from pgsearch.ingest import DocumentInput, IngestSummary
 from pgsearch.migrations import StoreOptions, downgrade, upgrade
 from pgsearch.models import Document
-from pgsearch.repository import DocumentRepository, SearchRepository
-from pgsearch.search import SearchResult
-from pgsearch.store_config import StoreSettings, load_store_settings
+from pgsearch.repository import DocumentRepository
+from pgsearch.search import SearchRequest, SearchResults, run_search
+from pgsearch.search.options import SearchOptions
+from pgsearch.store_config import StoreSettings, cached_store_settings, load_store_settings
 from pgsearch.types import Distance, SearchMode
 
 __all__ = ["Store", "StoreStatus"]
@@ -164,11 +167,25 @@ class Store:
             return DocumentRepository(session, self.embedder).delete(external_ids)
 
     def search(
-        self, query: str, k: int = 10, mode: SearchMode | str = SearchMode.HYBRID, **options: Any
-    ) -> list[SearchResult]:
-        """Search (see :meth:`SearchRepository.search` for ``options``)."""
-        with self.session() as session:
-            return SearchRepository(session, self.embedder).search(query, k, mode, **options)
+        self,
+        query: str | None = None,
+        k: int = 10,
+        mode: SearchMode | str | None = None,
+        **options: Unpack[SearchOptions],
+    ) -> SearchResults:
+        """Search (see :meth:`SearchRepository.search`; the same arguments)."""
+        return self.run(SearchRequest(query, k, mode, **options))
+
+    def run(self, request: SearchRequest) -> SearchResults:
+        """Run a prepared :class:`~pgsearch.search.SearchRequest`.
+
+        A search only reads, and sets its knobs inside its own statement: it runs in autocommit
+        mode, without the round trips of ``BEGIN`` and ``COMMIT``.
+        """
+        with translate_errors(), self.engine.connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            store = cached_store_settings(connection)
+            return run_search(connection, store, request, self.embedder)
 
     def optimize(self) -> None:
         """Merge GIN pending lists and refresh statistics; run after bulk loads.

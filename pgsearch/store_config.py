@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from pgsearch.embedders.base import Embedder
 from pgsearch.exceptions import EmbeddingMismatchError, NotMigratedError, translate_errors
 from pgsearch.types import Distance
 
-__all__ = ["StoreSettings", "check_embedder", "load_store_settings"]
+__all__ = [
+    "StoreSettings",
+    "cached_store_settings",
+    "check_embedder",
+    "forget_store_settings",
+    "load_store_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -24,7 +31,7 @@ class StoreSettings:
     text_config: str
 
 
-def load_store_settings(session: Session) -> StoreSettings:
+def load_store_settings(session: Session | Connection) -> StoreSettings:
     """Read the store configuration.
 
     Raises:
@@ -49,6 +56,28 @@ def load_store_settings(session: Session) -> StoreSettings:
         distance=Distance.parse(row.distance),
         text_config=row.text_config,
     )
+
+
+# The configuration row is written once, when a store is first migrated: searches read it
+# once per engine instead of twice per call. Migrating through pgsearch clears the entry.
+_CACHE: WeakKeyDictionary[Engine, StoreSettings] = WeakKeyDictionary()
+
+
+def cached_store_settings(connection: Connection) -> StoreSettings:
+    """The store configuration of ``connection``'s engine, read on first use.
+
+    Raises:
+        NotMigratedError: The database has no pgsearch schema.
+    """
+    settings = _CACHE.get(connection.engine)
+    if settings is None:
+        settings = _CACHE[connection.engine] = load_store_settings(connection)
+    return settings
+
+
+def forget_store_settings(engine: Engine) -> None:
+    """Drop the cached configuration of ``engine`` (after a migration changed it)."""
+    _CACHE.pop(engine, None)
 
 
 def check_embedder(settings: StoreSettings, embedder: Embedder) -> None:

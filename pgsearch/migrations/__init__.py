@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from alembic import command
 from pgsearch.migrations.environment import VERSION_TABLE
 from pgsearch.migrations.options import ATTRIBUTE, StoreOptions
+from pgsearch.store_config import forget_store_settings
 
 __all__ = ["VERSION_TABLE", "StoreOptions", "alembic_config", "downgrade", "upgrade"]
 
@@ -37,6 +38,7 @@ def upgrade(engine: Engine, options: StoreOptions | None = None, revision: str =
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+    forget_store_settings(engine)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -45,3 +47,4 @@ def downgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+    forget_store_settings(engine)

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import URL, TextClause, create_engine, text
+from sqlalchemy import URL, Select, create_engine, text
 from sqlalchemy.orm import Session
 
 from pgsearch import DocumentInput, HashingEmbedder, Store
 from pgsearch.indexes import after_bulk_write
-from pgsearch.search import hybrid_search_sql, text_search_sql, vector_search_sql
-from pgsearch.types import Distance, vector_literal
+from pgsearch.search.runner import Explain
+from pgsearch.search.statements import (
+    hybrid_statement,
+    knob_params,
+    text_statement,
+    vector_statement,
+)
+from pgsearch.types import Distance
+from pgsearch.vectors import register_binary_vectors
 
 # 2,000 made-up words, each in about 1 % of the documents, like real vocabulary: a query
 # word matches few rows, so an index beats a scan (nonsense words survive stemming as they are).
@@ -38,16 +46,25 @@ def store(make_database: Callable[[], URL]) -> Iterator[Store]:
 @pytest.mark.parametrize(
     "statement,indexes",
     [
-        (vector_search_sql(Distance.COSINE), ["ix_chunks_embedding_hnsw"]),
-        (text_search_sql(), ["ix_chunks_tsv"]),
-        (hybrid_search_sql(Distance.COSINE), ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"]),
-        (hybrid_search_sql(Distance.COSINE, "all"), ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"]),
+        (vector_statement(Distance.COSINE, None, "hnsw", 2), ["ix_chunks_embedding_hnsw"]),
+        (text_statement(None), ["ix_chunks_tsv"]),
+        (
+            hybrid_statement(Distance.COSINE, None, "hnsw", 2, "half"),
+            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
+        ),
+        (
+            hybrid_statement(Distance.COSINE, None, "hnsw", 2, "all"),
+            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
+        ),
     ],
     ids=["vector", "text", "hybrid", "hybrid-all"],
 )
-def test_planner_picks_the_indexes(store: Store, statement: TextClause, indexes: list[str]) -> None:
+def test_planner_picks_the_indexes(
+    store: Store, statement: Select[Any], indexes: list[str]
+) -> None:
     params = {
-        "query_embedding": vector_literal(HashingEmbedder(64).embed_query(QUERY)),
+        "query_embedding": HashingEmbedder(64).embed_query(QUERY),
+        **knob_params({"hnsw.ef_search": "40", "hnsw.iterative_scan": "off"}),
         "query_text": QUERY,
         "text_config": "english",
         "limit": 10,
@@ -55,7 +72,8 @@ def test_planner_picks_the_indexes(store: Store, statement: TextClause, indexes:
         "rrf_k": 60,
     }
     with store.session() as session:
-        plan = "\n".join(session.execute(text("EXPLAIN " + statement.text), params).scalars())
+        register_binary_vectors(session.connection())
+        plan = "\n".join(session.execute(Explain(statement), params).scalars())
     for index in indexes:
         assert index in plan, plan
 

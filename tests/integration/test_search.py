@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import TextClause, text
+from sqlalchemy import Select, text
 from sqlalchemy.orm import Session
 
 from pgsearch import (
-    ConfigurationError,
     DocumentInput,
     DocumentRepository,
     HashingEmbedder,
@@ -15,13 +16,16 @@ from pgsearch import (
     SearchRepository,
     reciprocal_rank_fusion,
 )
-from pgsearch.search import (
-    hybrid_search_sql,
-    keyword_leg_sql,
-    text_search_sql,
-    vector_search_sql,
+from pgsearch.search.runner import Explain
+from pgsearch.search.statements import (
+    hybrid_statement,
+    keyword_leg,
+    knob_params,
+    text_statement,
+    vector_statement,
 )
-from pgsearch.types import Distance, vector_literal
+from pgsearch.types import Distance
+from pgsearch.vectors import register_binary_vectors
 
 
 @pytest.fixture
@@ -70,7 +74,7 @@ def test_text_search_orders_by_ts_rank_cd(session: Session, embedder: HashingEmb
 
 def _keyword_leg(session: Session, query: str, limit: int) -> list[int]:
     params = {"query_text": query, "text_config": "english", "limit": limit}
-    return [row.id for row in session.execute(keyword_leg_sql(), params)]
+    return [row.id for row in session.execute(keyword_leg(), params)]
 
 
 def test_hybrid_is_rrf_of_both_legs(session: Session, loaded: SearchRepository) -> None:
@@ -127,12 +131,18 @@ def test_hybrid_finds_keyword_only_and_vector_only_matches(loaded: SearchReposit
     assert len(results) == 5  # the vector leg fills the rest
 
 
+KNOBS = {"hnsw.ef_search": "40", "hnsw.iterative_scan": "off"}
+
+
 @pytest.mark.parametrize(
     "statement,indexes",
     [
-        (vector_search_sql(Distance.COSINE), ["ix_chunks_embedding_hnsw"]),
-        (text_search_sql(), ["ix_chunks_tsv"]),
-        (hybrid_search_sql(Distance.COSINE), ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"]),
+        (vector_statement(Distance.COSINE, None, "hnsw", 2), ["ix_chunks_embedding_hnsw"]),
+        (text_statement(None), ["ix_chunks_tsv"]),
+        (
+            hybrid_statement(Distance.COSINE, None, "hnsw", 2, "half"),
+            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
+        ),
     ],
     ids=["vector", "text", "hybrid"],
 )
@@ -140,19 +150,21 @@ def test_queries_use_the_indexes(
     session: Session,
     loaded: SearchRepository,
     embedder: HashingEmbedder,
-    statement: TextClause,
+    statement: Select[Any],
     indexes: list[str],
 ) -> None:
     session.execute(text("SET LOCAL enable_seqscan = off"))
+    register_binary_vectors(session.connection())
     params = {
-        "query_embedding": vector_literal(embedder.embed_query("bees")),
+        "query_embedding": embedder.embed_query("bees"),
         "query_text": "bees",
         "text_config": "english",
         "limit": 3,
         "k": 3,
         "rrf_k": 60,
+        **knob_params(KNOBS),
     }
-    plan = "\n".join(row[0] for row in session.execute(text("EXPLAIN " + statement.text), params))
+    plan = "\n".join(row[0] for row in session.execute(Explain(statement), params))
     for index in indexes:
         assert index in plan
 
@@ -174,16 +186,17 @@ def test_ef_search_does_not_leak_past_commit(engine, embedder: HashingEmbedder) 
         assert setting == "40"
 
 
-def test_autocommit_connections_are_refused_for_vector_search(
+def test_vector_search_runs_in_autocommit_and_leaves_no_setting(
     engine,
     embedder: HashingEmbedder,  # type: ignore[no-untyped-def]
 ) -> None:
     with engine.connect() as conn:
         autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
         with Session(bind=autocommit) as session:
-            with pytest.raises(ConfigurationError, match="autocommit"):
-                SearchRepository(session, embedder).search("bees", mode="vector")
-            # Text search sets nothing, so it works in autocommit mode.
+            # The knobs are set inside the search's own statement: they reach the HNSW scan
+            # even without a transaction, and end with that statement.
+            SearchRepository(session, embedder).search("bees", mode="vector", ef_search=99)
+            assert session.execute(text("SHOW hnsw.ef_search")).scalar() == "40"
             assert isinstance(SearchRepository(session).search("bees", mode="text"), list)
 
 

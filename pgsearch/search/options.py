@@ -1,0 +1,213 @@
+"""One typed, validated search request, shared by ``Store``, ``SearchRepository`` and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+from numpy.typing import NDArray
+
+from pgsearch.exceptions import InvalidSearchError
+from pgsearch.fusion import DEFAULT_RRF_K
+from pgsearch.search.filters import FilterNode, parse_filter
+from pgsearch.types import SearchMode
+
+__all__ = [
+    "DEFAULT_EF_SEARCH",
+    "DEFAULT_EXACT_THRESHOLD",
+    "MAX_EF_SEARCH",
+    "MAX_K",
+    "MAX_QUERY_CHARS",
+    "MAX_QUERY_WORDS",
+    "GroupBy",
+    "IterativeScan",
+    "SearchOptions",
+    "SearchRequest",
+]
+
+# pgvector's own default: recall@10 about 0.96-0.98 on 60k MiniLM vectors at about 1 ms.
+DEFAULT_EF_SEARCH = 40
+MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+MAX_K = 1000
+# Bounds that keep one query from holding a connection: embedding models read a few hundred
+# tokens at most, and every distinct word is a branch of the keyword leg's tsquery.
+MAX_QUERY_CHARS = 10_000
+MAX_QUERY_WORDS = 256
+# A filter the planner expects to select at most this many chunks is served by an exact scan.
+# Its cost is one distance per selected chunk (about 1 us at 384 dimensions here, so 10 ms at
+# the threshold), and it has recall 1.0; an HNSW scan with a filter must walk past the rows the
+# filter rejects (measured 3-45 ms for filters of 1-10 % of 63k chunks, recall about 0.93).
+DEFAULT_EXACT_THRESHOLD = 10_000
+
+IterativeScan = Literal["off", "relaxed_order", "strict_order"]
+GroupBy = Literal["chunk", "document"]
+TextMatch = Literal["half", "all"]
+
+
+def _positive_int(name: str, value: object, low: int, high: int, whose: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSearchError(f"{name} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidSearchError(f"{name}={value} is out of {whose}range: use {low} to {high}")
+    return value
+
+
+def _check_query(query: object) -> str | None:
+    if query is None:
+        return None
+    if not isinstance(query, str):
+        raise InvalidSearchError(f"the query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise InvalidSearchError("the query is empty: give some words to search for")
+    if "\x00" in query:
+        raise InvalidSearchError("the query contains a NUL character: remove it")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSearchError(
+            "the query is not valid Unicode (it holds a lone surrogate): decode it properly"
+        ) from None
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidSearchError(
+            f"the query has {len(query):,} characters, more than {MAX_QUERY_CHARS:,}: "
+            "search with a shorter text (or its embedding, as query_vector)"
+        )
+    words = len(query.split())
+    if words > MAX_QUERY_WORDS:
+        raise InvalidSearchError(
+            f"the query has {words:,} words, more than {MAX_QUERY_WORDS}: search with a "
+            "shorter text (or its embedding, as query_vector)"
+        )
+    return query
+
+
+class SearchOptions(TypedDict, total=False):
+    """The keyword options of ``Store.search`` and ``SearchRepository.search``.
+
+    Each is described at :class:`SearchRequest`.
+    """
+
+    query_vector: Sequence[float] | NDArray[Any] | None
+    filter: Mapping[str, Any] | str | None
+    exact: bool
+    group_by: GroupBy
+    ef_search: int
+    iterative_scan: IterativeScan
+    max_scan_tuples: int | None
+    scan_mem_multiplier: float | None
+    exact_threshold: int
+    rrf_k: int
+    candidates: int | None
+    text_match: TextMatch
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A search, checked when it is made.
+
+    Attributes:
+        query: The query text. Optional with ``query_vector`` in vector mode.
+        k: Number of results, 1 to 1000.
+        mode: ``vector``, ``text`` or ``hybrid``; default hybrid with a query text, vector
+            with only a query vector.
+        query_vector: A query embedding computed elsewhere (list or numpy array); checked for
+            dimension and finiteness against the store.
+        filter: A filter (see :mod:`pgsearch.search.filters`), as a dict or JSON text.
+        exact: Force the exact vector path (recall 1.0), whatever the filter.
+        group_by: ``chunk`` (default) or ``document``: each document once, by its best chunk.
+        ef_search: ``hnsw.ef_search``, raised to the number of rows a leg fetches.
+        iterative_scan: ``hnsw.iterative_scan`` for filtered HNSW scans (pgvector 0.8):
+            ``relaxed_order`` (default; results are re-sorted), ``strict_order`` or ``off``.
+        max_scan_tuples: ``hnsw.max_scan_tuples`` (pgvector's default 20,000 when unset).
+        scan_mem_multiplier: ``hnsw.scan_mem_multiplier`` (pgvector's default 1 when unset).
+        exact_threshold: Filters the planner expects to select at most this many chunks take
+            the exact path.
+        rrf_k: Reciprocal rank fusion constant (hybrid).
+        candidates: Depth of each hybrid leg (default ``max(4 * k, 40)``).
+        text_match: Hybrid's keyword leg: chunks with ``half`` the query's words, or ``all``.
+    """
+
+    query: str | None = None
+    k: int = 10
+    mode: SearchMode | str | None = None
+    query_vector: Sequence[float] | NDArray[Any] | None = field(default=None, compare=False)
+    filter: Mapping[str, Any] | str | None = None
+    exact: bool = False
+    group_by: GroupBy = "chunk"
+    ef_search: int = DEFAULT_EF_SEARCH
+    iterative_scan: IterativeScan = "relaxed_order"
+    max_scan_tuples: int | None = None
+    scan_mem_multiplier: float | None = None
+    exact_threshold: int = DEFAULT_EXACT_THRESHOLD
+    rrf_k: int = DEFAULT_RRF_K
+    candidates: int | None = None
+    text_match: TextMatch = "half"
+    filter_node: FilterNode | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_query(self.query)
+        if self.query is None and self.query_vector is None:
+            raise InvalidSearchError("give a query text, a query_vector, or both")
+        mode = (
+            SearchMode.parse(self.mode)
+            if self.mode is not None
+            else SearchMode.HYBRID
+            if self.query is not None
+            else SearchMode.VECTOR
+        )
+        object.__setattr__(self, "mode", mode)
+        if self.query is None and mode is not SearchMode.VECTOR:
+            raise InvalidSearchError(f"{mode.value} search needs a query text")
+        _positive_int("k", self.k, 1, MAX_K)
+        _positive_int("ef_search", self.ef_search, 1, MAX_EF_SEARCH, "pgvector's ")
+        _positive_int("rrf_k", self.rrf_k, 1, 1_000_000)
+        _positive_int("exact_threshold", self.exact_threshold, 0, 2**62)
+        if self.max_scan_tuples is not None:
+            _positive_int("max_scan_tuples", self.max_scan_tuples, 1, 2**31 - 1)
+        if self.scan_mem_multiplier is not None and (
+            isinstance(self.scan_mem_multiplier, bool)
+            or not isinstance(self.scan_mem_multiplier, int | float)
+            or not 1 <= self.scan_mem_multiplier <= 1000
+        ):
+            raise InvalidSearchError("scan_mem_multiplier must be a number from 1 to 1000")
+        if self.iterative_scan not in ("off", "relaxed_order", "strict_order"):
+            raise InvalidSearchError(
+                f"iterative_scan={self.iterative_scan!r}: use off, relaxed_order or strict_order"
+            )
+        if self.text_match not in ("half", "all"):
+            raise InvalidSearchError(f"text_match={self.text_match!r}: use 'half' or 'all'")
+        if self.group_by not in ("chunk", "document"):
+            raise InvalidSearchError(f"group_by={self.group_by!r}: use 'chunk' or 'document'")
+        if not isinstance(self.exact, bool):
+            raise InvalidSearchError(f"exact must be true or false, got {self.exact!r}")
+        if mode is SearchMode.HYBRID:
+            # Only hybrid has legs of their own depth.
+            _positive_int("candidates", self.depth, 1, MAX_K)
+        object.__setattr__(self, "filter_node", parse_filter(self.filter))
+
+    @property
+    def search_mode(self) -> SearchMode:
+        """The mode, resolved."""
+        assert isinstance(self.mode, SearchMode)
+        return self.mode
+
+    @property
+    def depth(self) -> int:
+        """Rows each hybrid leg ranks: deep enough for a chunk ranked moderately by both legs
+        to reach the fused top ``k``."""
+        if self.candidates is not None:
+            _positive_int("candidates", self.candidates, 1, MAX_K)
+        return max(self.candidates or max(4 * self.k, 40), self.k)
+
+    def hnsw_settings(self, limit: int, *, filtered: bool) -> dict[str, str]:
+        """``hnsw.*`` settings for an HNSW leg that fetches ``limit`` rows."""
+        settings = {"hnsw.ef_search": str(min(max(self.ef_search, limit), MAX_EF_SEARCH))}
+        # Unfiltered scans need not iterate while the first ef_search candidates are enough.
+        iterate = filtered or limit > MAX_EF_SEARCH
+        settings["hnsw.iterative_scan"] = self.iterative_scan if iterate else "off"
+        if self.max_scan_tuples is not None:
+            settings["hnsw.max_scan_tuples"] = str(self.max_scan_tuples)
+        if self.scan_mem_multiplier is not None:
+            settings["hnsw.scan_mem_multiplier"] = str(self.scan_mem_multiplier)
+        return settings

@@ -1,0 +1,219 @@
+"""Running a search: route the vector leg, execute, and never return short.
+
+Routing. A filtered vector search asks the planner how many chunks the filter selects (one
+``EXPLAIN``, no rows read). At most ``exact_threshold`` chunks: the exact path, which scores
+exactly those chunks (recall 1.0). More: the HNSW path with pgvector's iterative scans, which
+keep walking the graph until enough rows pass the filter. An unfiltered search takes the HNSW
+path. ``exact=True`` forces the exact path.
+
+Never short. A search returns ``min(k, matching chunks)`` rows: when an HNSW scan stops early
+(``hnsw.max_scan_tuples``, or a planner estimate far too high), the search runs again on the
+exact path. With ``group_by="document"`` each document appears once, by its best chunk; legs
+are fetched deeper until ``k`` documents are found or every matching chunk was seen.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import ClauseElement, Connection, Executable, Select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from pgsearch.embedders.base import Embedder, check_vectors
+from pgsearch.exceptions import ConfigurationError, translate_errors
+from pgsearch.search.options import MAX_K, SearchRequest
+from pgsearch.search.results import SearchPath, SearchResult, SearchResults
+from pgsearch.search.statements import (
+    VectorPath,
+    count_estimate_statement,
+    hybrid_statement,
+    knob_params,
+    text_statement,
+    vector_statement,
+)
+from pgsearch.store_config import StoreSettings, check_embedder
+from pgsearch.types import SearchMode
+from pgsearch.vectors import check_query_vector, register_binary_vectors
+
+__all__ = ["Explain", "estimate_rows", "query_vector", "run_search"]
+
+# How much deeper each retry of a document-grouped search fetches.
+_GROWTH = 4
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN (<options>) <statement>``, with the statement's own bound parameters.
+
+    Args:
+        statement: The statement to explain.
+        options: EXPLAIN options from a fixed set, e.g. ``"FORMAT JSON"`` or ``"ANALYZE"``.
+    """
+
+    inherit_cache = False
+    _OPTIONS = frozenset({"FORMAT JSON", "FORMAT TEXT", "ANALYZE", "ANALYZE, BUFFERS"})
+
+    def __init__(self, statement: Select[Any], options: str = "FORMAT TEXT") -> None:
+        if options not in self._OPTIONS:
+            raise ValueError(f"unsupported EXPLAIN options {options!r}")
+        self.statement = statement
+        self.options = options
+
+
+@compiles(Explain)
+def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXPLAIN ({element.options}) " + compiler.process(element.statement, **kw)
+
+
+def estimate_rows(connection: Connection, request: SearchRequest) -> int | None:
+    """The planner's estimate of the chunks ``request``'s filter selects (``None``: no filter)."""
+    if request.filter_node is None:
+        return None
+    plan: Any = connection.execute(
+        Explain(count_estimate_statement(request.filter_node), "FORMAT JSON")
+    ).scalar_one()
+    document = json.loads(plan) if isinstance(plan, str) else plan
+    return int(document[0]["Plan"]["Plan Rows"])
+
+
+def _rows_to_results(rows: Sequence[Any]) -> list[SearchResult]:
+    return [
+        SearchResult(
+            chunk_id=row.chunk_id,
+            document_id=row.document_id,
+            external_id=row.external_id,
+            title=row.title,
+            position=row.position,
+            content=row.content,
+            metadata=row.metadata,
+            score=float(row.score),
+            vector_rank=getattr(row, "vector_rank", None),
+            text_rank=getattr(row, "text_rank", None),
+        )
+        for row in rows
+    ]
+
+
+def _by_document(results: list[SearchResult], k: int) -> list[SearchResult]:
+    """Each document's first (best) chunk, in rank order, at most ``k``."""
+    seen: set[int] = set()
+    best = []
+    for result in results:
+        if result.document_id not in seen:
+            seen.add(result.document_id)
+            best.append(result)
+    return best[:k]
+
+
+def query_vector(
+    store: StoreSettings, request: SearchRequest, embedder: Embedder | None
+) -> NDArray[np.float32]:
+    """The request's checked query vector: given, or the embedder's embedding of the query.
+
+    Raises:
+        ConfigurationError: A query text to embed and no embedder.
+        EmbeddingMismatchError: The vector or embedder does not match the store.
+    """
+    if request.query_vector is not None:
+        return check_query_vector(request.query_vector, store.embedding_dim)
+    if embedder is None:
+        raise ConfigurationError(
+            f"{request.search_mode.value} search of a query text needs an embedder: give one, "
+            "or search with query_vector"
+        )
+    check_embedder(store, embedder)
+    vector = check_vectors(
+        embedder.embed_query(request.query or "").reshape(1, -1),
+        1,
+        store.embedding_dim,
+        embedder.name,
+    )
+    return check_query_vector(vector[0], store.embedding_dim)
+
+
+def run_search(
+    connection: Connection,
+    store: StoreSettings,
+    request: SearchRequest,
+    embedder: Embedder | None,
+) -> SearchResults:
+    """Run ``request`` on ``connection`` (the caller's transaction, or autocommit).
+
+    Args:
+        connection: Where to run; settings last until its transaction ends.
+        store: The store's settings.
+        request: The checked request.
+        embedder: Embeds a query text for vector and hybrid modes (unless ``query_vector``).
+    """
+    mode = request.search_mode
+    node = request.filter_node
+    params: dict[str, Any] = {"text_config": store.text_config, "query_text": request.query}
+    if mode is SearchMode.TEXT:
+
+        def fetch_text(limit: int, path: VectorPath) -> list[SearchResult]:
+            rows = connection.execute(text_statement(node), {**params, "limit": limit}).all()
+            return _rows_to_results(rows)
+
+        return _complete(request, fetch_text, "exact", "text", None)
+
+    params["query_embedding"] = query_vector(store, request, embedder)
+    with translate_errors():
+        register_binary_vectors(connection)
+        estimate = None
+        path: VectorPath = "exact" if request.exact else "hnsw"
+        if not request.exact:
+            estimate = estimate_rows(connection, request)
+            if estimate is not None and estimate <= request.exact_threshold:
+                path = "exact"
+
+    def fetch(limit: int, leg_path: VectorPath) -> list[SearchResult]:
+        depth = max(limit, request.depth) if mode is SearchMode.HYBRID else limit
+        settings = request.hnsw_settings(depth, filtered=node is not None)
+        knobs = len(settings) if leg_path == "hnsw" else 0
+        values = {**params, **knob_params(settings if knobs else {}), "limit": depth, "k": limit}
+        if mode is SearchMode.VECTOR:
+            statement = vector_statement(store.distance, node, leg_path, knobs)
+        else:
+            values["rrf_k"] = request.rrf_k
+            statement = hybrid_statement(store.distance, node, leg_path, knobs, request.text_match)
+        return _rows_to_results(connection.execute(statement, values).all())
+
+    return _complete(request, fetch, path, path, estimate)
+
+
+def _complete(
+    request: SearchRequest,
+    fetch: Callable[[int, VectorPath], list[SearchResult]],
+    path: VectorPath,
+    label: SearchPath,
+    estimate: int | None,
+) -> SearchResults:
+    """Fetch ``k`` results (``k`` documents when grouped), falling back to the exact path."""
+    k = request.k
+    limit = k
+    while True:
+        with translate_errors():
+            rows = fetch(limit, path)
+        results = _by_document(rows, k) if request.group_by == "document" else rows[:k]
+        if len(results) >= k:
+            break
+        if len(rows) < limit:
+            if path == "exact":
+                break  # every matching chunk was seen
+            # An HNSW scan can stop before it has seen every matching chunk (max_scan_tuples,
+            # ef_search): only the exact path knows that fewer match.
+            path = label = "exact"
+        elif limit >= _max_limit(request):
+            break
+        else:
+            limit = min(limit * _GROWTH, _max_limit(request))
+    return SearchResults(results, path=label, estimated_rows=estimate)
+
+
+def _max_limit(request: SearchRequest) -> int:
+    # Grouped searches may fetch past MAX_K chunks on the exact path, which has no ef_search cap.
+    return 100 * MAX_K if request.group_by == "document" else request.k

@@ -1,0 +1,297 @@
+"""Search statements, built with SQLAlchemy Core over the ORM tables.
+
+Every statement first ranks chunk ids in an inner query, so that the planner can serve it from
+the HNSW or GIN index, then joins the rows it returns. A filter is a clause added to each leg
+(:mod:`pgsearch.search.filters`); values are bound parameters.
+
+Vector legs come in two SQL texts, because a prepared plan outlives ``SET LOCAL`` and settings
+cannot force one plan or the other:
+
+* ``hnsw``: ``ORDER BY embedding <=> :query LIMIT :limit``, which the HNSW index serves. Its
+  knobs (``hnsw.ef_search``, ``hnsw.iterative_scan``, ...) are set by ``set_config(..., true)``
+  in a one-row ``knobs`` subquery that the leg joins laterally, so they reach the index scan in
+  the same round trip and end with the transaction.
+* ``exact``: the distance of every chunk the filter selects, behind ``OFFSET 0`` (the subquery
+  is not flattened, so the ``ORDER BY`` cannot reach the HNSW index), sorted: recall 1.0, at a
+  cost proportional to the chunks the filter selects, which a B-tree or GIN index narrows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    FromClause,
+    Select,
+    Subquery,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import REGCONFIG
+
+from pgsearch.models import Chunk, Document
+from pgsearch.search.filters import FilterNode as FilterNode
+from pgsearch.search.filters import compile_filter
+from pgsearch.types import Distance
+from pgsearch.vectors import VectorParam
+
+__all__ = [
+    "VectorPath",
+    "count_estimate_statement",
+    "hybrid_statement",
+    "keyword_leg",
+    "knob_params",
+    "text_statement",
+    "vector_statement",
+]
+
+VectorPath = Literal["hnsw", "exact"]
+TextMatch = Literal["half", "all"]
+
+chunks = Chunk.__table__
+documents = Document.__table__
+
+QUERY_VECTOR = bindparam("query_embedding", type_=VectorParam())
+_QUERY_TEXT: BindParameter[str] = bindparam("query_text")
+_TEXT_CONFIG = cast(bindparam("text_config"), REGCONFIG)
+_LIMIT: BindParameter[int] = bindparam("limit")
+_K: BindParameter[int] = bindparam("k")
+_RRF_K: BindParameter[int] = bindparam("rrf_k")
+
+
+def _distance(distance: Distance) -> ColumnElement[float]:
+    embedding = chunks.c.embedding
+    if distance is Distance.COSINE:
+        return embedding.cosine_distance(QUERY_VECTOR)  # type: ignore[no-any-return]
+    if distance is Distance.L2:
+        return embedding.l2_distance(QUERY_VECTOR)  # type: ignore[no-any-return]
+    return embedding.max_inner_product(QUERY_VECTOR)  # type: ignore[no-any-return]
+
+
+def _score(distance: Distance, value: ColumnElement[Any]) -> ColumnElement[float]:
+    """Higher is better: cosine similarity, the inner product, the negated L2 distance."""
+    return 1 - value if distance is Distance.COSINE else -value
+
+
+def knob_params(settings: Mapping[str, str]) -> dict[str, str]:
+    """The bound parameters of a statement built for ``len(settings)`` knobs."""
+    params = {}
+    for index, (name, value) in enumerate(settings.items()):
+        params[f"knob_name_{index}"] = name
+        params[f"knob_value_{index}"] = value
+    return params
+
+
+def _knobs(count: int) -> Subquery:
+    """One row that applies ``count`` settings for the transaction (``SET LOCAL`` semantics).
+
+    Names and values are bound (see :func:`knob_params`), so one statement serves any values.
+    """
+    applied = func.concat(
+        *(
+            func.set_config(bindparam(f"knob_name_{i}"), bindparam(f"knob_value_{i}"), true())
+            for i in range(count)
+        )
+    )
+    return select(applied.label("applied")).subquery("knobs")
+
+
+def _hnsw_leg(distance: Distance, where: ColumnElement[bool], knobs: Subquery) -> FromClause:
+    d = _distance(distance)
+    return (
+        select(chunks.c.id, d.label("distance"))
+        .where(where, knobs.c.applied.is_not(None))
+        .order_by(d)
+        .limit(_LIMIT)
+        .correlate(knobs)
+        .lateral("nearest")
+    )
+
+
+def _exact_leg(distance: Distance, where: ColumnElement[bool]) -> Subquery:
+    scored = (
+        select(chunks.c.id, _distance(distance).label("distance"))
+        .where(where)
+        .offset(0)  # an optimisation fence: this subquery is never served by the HNSW index
+        .subquery("scored")
+    )
+    return (
+        select(scored.c.id, scored.c.distance)
+        .order_by(scored.c.distance, scored.c.id)
+        .limit(_LIMIT)
+        .subquery("nearest")
+    )
+
+
+def _vector_leg(
+    distance: Distance,
+    where: ColumnElement[bool],
+    path: VectorPath,
+    knobs_count: int,
+) -> tuple[FromClause, Subquery | None]:
+    if path == "exact":
+        return _exact_leg(distance, where), None
+    knobs = _knobs(knobs_count)
+    return _hnsw_leg(distance, where, knobs), knobs
+
+
+def _result_columns() -> list[ColumnElement[Any]]:
+    return [
+        chunks.c.id.label("chunk_id"),
+        chunks.c.document_id,
+        documents.c.external_id,
+        documents.c.title,
+        chunks.c.position,
+        chunks.c.content,
+        chunks.c.metadata,
+    ]
+
+
+def _joined(ranked: FromClause, *extra: ColumnElement[Any]) -> Select[Any]:
+    return (
+        select(*_result_columns(), *extra)
+        .join_from(ranked, chunks, chunks.c.id == ranked.c.id)
+        .join(documents, documents.c.id == chunks.c.document_id)
+    )
+
+
+def vector_statement(
+    distance: Distance, node: FilterNode | None, path: VectorPath, knobs_count: int
+) -> Select[Any]:
+    """Nearest chunks; binds ``query_embedding``, ``limit`` and :func:`knob_params`."""
+    if node is None:
+        # The hot path: built once per shape, since nothing in it depends on the request.
+        return _unfiltered_vector_statement(distance, path, knobs_count)
+    return _vector_statement(distance, compile_filter(node), path, knobs_count)
+
+
+@cache
+def _unfiltered_vector_statement(
+    distance: Distance, path: VectorPath, knobs_count: int
+) -> Select[Any]:
+    return _vector_statement(distance, true(), path, knobs_count)
+
+
+def _vector_statement(
+    distance: Distance, where: ColumnElement[bool], path: VectorPath, knobs_count: int
+) -> Select[Any]:
+    leg, knobs = _vector_leg(distance, where, path, knobs_count)
+    statement = _joined(leg, _score(distance, leg.c.distance).label("score"))
+    if knobs is not None:
+        statement = (
+            select(*_result_columns(), _score(distance, leg.c.distance).label("score"))
+            .select_from(knobs)
+            .join(leg, true())
+            .join(chunks, chunks.c.id == leg.c.id)
+            .join(documents, documents.c.id == chunks.c.document_id)
+        )
+    return statement.order_by(leg.c.distance, chunks.c.id)
+
+
+def _websearch() -> ColumnElement[Any]:
+    return func.websearch_to_tsquery(_TEXT_CONFIG, _QUERY_TEXT)
+
+
+def _keyword_query() -> ColumnElement[Any]:
+    # IMMUTABLE SQL function of the first migration: folded while planning, GIN-served.
+    return func.pgsearch.keyword_query(_TEXT_CONFIG, _QUERY_TEXT)
+
+
+def _text_leg(where: ColumnElement[bool], text_match: TextMatch | Literal["text"]) -> Subquery:
+    """Best ``limit`` chunks matching the query's tsquery.
+
+    The match condition spells the query out so that the planner can evaluate it while planning
+    and estimate how many rows match: with a good estimate it picks the GIN index. The rank
+    reads the query from a scalar subquery, which runs once rather than once per row.
+    """
+    if text_match == "half":
+        query = _keyword_query()
+        rank = func.ts_rank(chunks.c.tsv, select(_keyword_query()).scalar_subquery(), 1)
+    else:
+        query = _websearch()
+        rank = func.ts_rank_cd(chunks.c.tsv, select(_websearch()).scalar_subquery())
+    return (
+        select(chunks.c.id, rank.label("rank"))
+        .where(chunks.c.tsv.op("@@")(query), where)
+        .order_by(rank.desc(), chunks.c.id)
+        .limit(_LIMIT)
+        .subquery("matched")
+    )
+
+
+def keyword_leg(node: FilterNode | None = None) -> Select[Any]:
+    """Hybrid search's keyword leg on its own: ``(id, rank)`` of the best ``limit`` chunks."""
+    leg = _text_leg(compile_filter(node), "half")
+    return select(leg.c.id, leg.c.rank)
+
+
+def text_statement(node: FilterNode | None) -> Select[Any]:
+    """Chunks matching ``websearch_to_tsquery``, by ``ts_rank_cd``.
+
+    Binds ``query_text``, ``text_config`` and ``limit``.
+    """
+    leg = _text_leg(compile_filter(node), "text")
+    return _joined(leg, leg.c.rank.label("score")).order_by(leg.c.rank.desc(), chunks.c.id)
+
+
+def hybrid_statement(
+    distance: Distance,
+    node: FilterNode | None,
+    path: VectorPath,
+    knobs_count: int,
+    text_match: TextMatch,
+) -> Select[Any]:
+    """Reciprocal rank fusion of the vector and keyword legs, in one statement.
+
+    Each leg ranks its best ``limit`` chunks that pass the filter; a chunk scores
+    ``1 / (rrf_k + rank)`` per leg it appears in. Binds ``query_embedding``, ``query_text``,
+    ``text_config``, ``limit`` (depth of each leg), ``rrf_k`` and ``k`` (rows returned).
+    """
+    where = compile_filter(node)
+    nearest, knobs = _vector_leg(distance, where, path, knobs_count)
+    vector_source: Any = nearest if knobs is None else select(nearest.c.id, nearest.c.distance)
+    if knobs is not None:
+        vector_source = vector_source.select_from(knobs).join(nearest, true()).subquery()
+    vector_ranked = select(
+        vector_source.c.id,
+        func.row_number()
+        .over(order_by=(vector_source.c.distance, vector_source.c.id))
+        .label("rank"),
+    ).cte("vector_leg")
+    matched = _text_leg(where, "half" if text_match == "half" else "text")
+    text_ranked = select(
+        matched.c.id,
+        func.row_number().over(order_by=(matched.c.rank.desc(), matched.c.id)).label("rank"),
+    ).cte("text_leg")
+    v, t = vector_ranked, text_ranked
+    score = func.coalesce(1.0 / (_RRF_K + v.c.rank), 0) + func.coalesce(
+        1.0 / (_RRF_K + t.c.rank), 0
+    )
+    fused = (
+        select(
+            func.coalesce(v.c.id, t.c.id).label("id"),
+            score.label("score"),
+            v.c.rank.label("vector_rank"),
+            t.c.rank.label("text_rank"),
+        )
+        .select_from(v.join(t, t.c.id == v.c.id, full=True))
+        .order_by(score.desc(), func.coalesce(v.c.id, t.c.id))
+        .limit(_K)
+        .cte("fused")
+    )
+    return _joined(fused, fused.c.score, fused.c.vector_rank, fused.c.text_rank).order_by(
+        fused.c.score.desc(), chunks.c.id
+    )
+
+
+def count_estimate_statement(node: FilterNode) -> Select[Any]:
+    """``SELECT 1 FROM chunks WHERE <filter>``, for the planner's row estimate (EXPLAIN)."""
+    return select(literal(1)).select_from(chunks).where(compile_filter(node))
