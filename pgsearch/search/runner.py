@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from sqlalchemy import ClauseElement, Connection, Executable, Select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from pgsearch.embedders.base import Embedder, check_vectors
 from pgsearch.exceptions import ConfigurationError, translate_errors
@@ -54,19 +55,25 @@ class Explain(Executable, ClauseElement):
         options: EXPLAIN options from a fixed set, e.g. ``"FORMAT JSON"`` or ``"ANALYZE"``.
     """
 
-    inherit_cache = False
+    inherit_cache = True
+    _traverse_internals = [
+        ("statement", InternalTraversal.dp_clauseelement),
+        ("explain_options", InternalTraversal.dp_string),
+    ]
+    # The plan comes back as one untyped column: nothing for a cached result to adapt.
+    _all_selected_columns: tuple[()] = ()
     _OPTIONS = frozenset({"FORMAT JSON", "FORMAT TEXT", "ANALYZE", "ANALYZE, BUFFERS"})
 
     def __init__(self, statement: Select[Any], options: str = "FORMAT TEXT") -> None:
         if options not in self._OPTIONS:
             raise ValueError(f"unsupported EXPLAIN options {options!r}")
         self.statement = statement
-        self.options = options
+        self.explain_options = options
 
 
 @compiles(Explain)
 def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"EXPLAIN ({element.options}) " + compiler.process(element.statement, **kw)
+    return f"EXPLAIN ({element.explain_options}) " + compiler.process(element.statement, **kw)
 
 
 def estimate_rows(connection: Connection, request: SearchRequest) -> int | None:
@@ -81,6 +88,7 @@ def estimate_rows(connection: Connection, request: SearchRequest) -> int | None:
 
 
 def _rows_to_results(rows: Sequence[Any]) -> list[SearchResult]:
+    ranked = bool(rows) and "vector_rank" in rows[0]._fields
     return [
         SearchResult(
             chunk_id=row.chunk_id,
@@ -91,8 +99,8 @@ def _rows_to_results(rows: Sequence[Any]) -> list[SearchResult]:
             content=row.content,
             metadata=row.metadata,
             score=float(row.score),
-            vector_rank=getattr(row, "vector_rank", None),
-            text_rank=getattr(row, "text_rank", None),
+            vector_rank=row.vector_rank if ranked else None,
+            text_rank=row.text_rank if ranked else None,
         )
         for row in rows
     ]

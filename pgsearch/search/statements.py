@@ -26,6 +26,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     FromClause,
+    Integer,
     Select,
     Subquery,
     bindparam,
@@ -62,8 +63,10 @@ documents = Document.__table__
 QUERY_VECTOR = bindparam("query_embedding", type_=VectorParam())
 _QUERY_TEXT: BindParameter[str] = bindparam("query_text")
 _TEXT_CONFIG = cast(bindparam("text_config"), REGCONFIG)
-_LIMIT: BindParameter[int] = bindparam("limit")
-_K: BindParameter[int] = bindparam("k")
+# Row counts are rendered into the statement: a generic plan that does not know its LIMIT
+# assumes a tenth of the table and joins it by hash instead of by index (1.8 vs 1.3 ms).
+_LIMIT: BindParameter[int] = bindparam("limit", type_=Integer, literal_execute=True)
+_K: BindParameter[int] = bindparam("k", type_=Integer, literal_execute=True)
 _RRF_K: BindParameter[int] = bindparam("rrf_k")
 
 
@@ -104,10 +107,14 @@ def _knobs(count: int) -> Subquery:
     return select(applied.label("applied")).subquery("knobs")
 
 
-def _hnsw_leg(distance: Distance, where: ColumnElement[bool], knobs: Subquery) -> FromClause:
+def _hnsw_leg(
+    distance: Distance, where: ColumnElement[bool], knobs: Subquery, *, rows: bool = False
+) -> FromClause:
+    """The HNSW scan; with ``rows``, it also returns the chunks' columns (no join back)."""
     d = _distance(distance)
+    columns = [chunks.c.document_id, chunks.c.position, chunks.c.content, chunks.c.metadata]
     return (
-        select(chunks.c.id, d.label("distance"))
+        select(chunks.c.id, d.label("distance"), *(columns if rows else []))
         .where(where, knobs.c.applied.is_not(None))
         .order_by(d)
         .limit(_LIMIT)
@@ -183,17 +190,28 @@ def _unfiltered_vector_statement(
 def _vector_statement(
     distance: Distance, where: ColumnElement[bool], path: VectorPath, knobs_count: int
 ) -> Select[Any]:
-    leg, knobs = _vector_leg(distance, where, path, knobs_count)
-    statement = _joined(leg, _score(distance, leg.c.distance).label("score"))
-    if knobs is not None:
-        statement = (
-            select(*_result_columns(), _score(distance, leg.c.distance).label("score"))
-            .select_from(knobs)
-            .join(leg, true())
-            .join(chunks, chunks.c.id == leg.c.id)
-            .join(documents, documents.c.id == chunks.c.document_id)
+    if path == "exact":
+        exact = _exact_leg(distance, where)
+        score = _score(distance, exact.c.distance).label("score")
+        return _joined(exact, score).order_by(exact.c.distance, chunks.c.id)
+    knobs = _knobs(knobs_count)
+    leg = _hnsw_leg(distance, where, knobs, rows=True)
+    return (
+        select(
+            leg.c.id.label("chunk_id"),
+            leg.c.document_id,
+            documents.c.external_id,
+            documents.c.title,
+            leg.c.position,
+            leg.c.content,
+            leg.c.metadata,
+            _score(distance, leg.c.distance).label("score"),
         )
-    return statement.order_by(leg.c.distance, chunks.c.id)
+        .select_from(knobs)
+        .join(leg, true())
+        .join(documents, documents.c.id == leg.c.document_id)
+        .order_by(leg.c.distance, leg.c.id)
+    )
 
 
 def _websearch() -> ColumnElement[Any]:
