@@ -56,7 +56,7 @@ class Explain(Executable, ClauseElement):
     """
 
     inherit_cache = True
-    _traverse_internals = [
+    _traverse_internals = [  # noqa: RUF012  (SQLAlchemy's own declaration style)
         ("statement", InternalTraversal.dp_clauseelement),
         ("explain_options", InternalTraversal.dp_string),
     ]
