@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
+    Text,
     and_,
     bindparam,
     false,
@@ -285,7 +287,7 @@ def _path(path: tuple[str, ...]) -> ColumnElement[Any]:
     expression index on ``(metadata -> 'a')`` matches."""
     expression: ColumnElement[Any] = _chunks.c.metadata
     for segment in path:
-        expression = expression.op("->")(literal(segment, literal_execute=True))
+        expression = expression.op("->", return_type=JSONB)(literal(segment, literal_execute=True))
     return expression
 
 
@@ -310,7 +312,7 @@ def _column_clause(condition: Condition) -> ColumnElement[bool]:
         clause = _document_ids(column.in_(list(value)))
         return clause if op == "$in" else not_(clause)
     if op in COMPARISONS:
-        return _document_ids(column.op(COMPARISONS[op])(value))
+        return _document_ids(column.op(COMPARISONS[op], is_comparison=True)(value))
     if op == "$exists":
         return _document_ids(column.is_not(None)) if value else _document_ids(column.is_(None))
     if op == "$contains":
@@ -330,11 +332,14 @@ def _metadata_clause(condition: Condition) -> ColumnElement[bool]:
         return clause if op in ("$eq", "$in") else not_(clause)
     if op == "$contains":
         element = [value] if not isinstance(value, list | tuple | Mapping) else value
-        return metadata.op("@>")(_jsonb(_nested(path, element)))
+        return metadata.op("@>", is_comparison=True)(_jsonb(_nested(path, element)))
     target = _path(path)
     if op in COMPARISONS:
         kind = "number" if _is_number(value) else "string"
-        return and_(_jsonb_type(target) == kind, target.op(COMPARISONS[op])(_jsonb(value)))
+        return and_(
+            _jsonb_type(target) == kind,
+            target.op(COMPARISONS[op], is_comparison=True)(_jsonb(value)),
+        )
     if op == "$exists":
         return target.is_not(None) if value else target.is_(None)
     text_value = _path_text(path)
@@ -346,8 +351,10 @@ def _path_text(path: tuple[str, ...]) -> ColumnElement[Any]:
     """``metadata -> 'a' ->> 'b'``: the value at ``path`` as text."""
     expression: ColumnElement[Any] = _chunks.c.metadata
     for index, segment in enumerate(path):
-        operator = "->>" if index == len(path) - 1 else "->"
-        expression = expression.op(operator)(literal(segment, literal_execute=True))
+        last = index == len(path) - 1
+        expression = expression.op("->>" if last else "->", return_type=Text if last else JSONB)(
+            literal(segment, literal_execute=True)
+        )
     return expression
 
 
@@ -356,7 +363,7 @@ def _equals(path: tuple[str, ...], value: JSONValue) -> ColumnElement[bool]:
     equality for arrays and objects, which containment would match partially."""
     if isinstance(value, list | tuple | Mapping):
         return _path(path) == _jsonb(value)
-    return _chunks.c.metadata.op("@>")(_jsonb(_nested(path, value)))
+    return _chunks.c.metadata.op("@>", is_comparison=True)(_jsonb(_nested(path, value)))
 
 
 def compile_filter(node: FilterNode | None) -> ColumnElement[bool]:
@@ -376,4 +383,4 @@ def compile_filter(node: FilterNode | None) -> ColumnElement[bool]:
         return or_(*parts)
     # $not: a comparison on a missing key is NULL; coalesce keeps NOT two-valued, so that
     # {"$not": {"year": {"$gt": 2020}}} matches rows without a year, as Python's `not` would.
-    return not_(func.coalesce(parts[0], false()))
+    return not_(func.coalesce(parts[0], false(), type_=Boolean))

@@ -181,9 +181,8 @@ class SearchRequest:
             raise InvalidSearchError(f"group_by={self.group_by!r}: use 'chunk' or 'document'")
         if not isinstance(self.exact, bool):
             raise InvalidSearchError(f"exact must be true or false, got {self.exact!r}")
-        if mode is SearchMode.HYBRID:
-            # Only hybrid has legs of their own depth.
-            _positive_int("candidates", self.depth, 1, MAX_K)
+        if self.candidates is not None:
+            _positive_int("candidates", self.candidates, 1, MAX_K)
         object.__setattr__(self, "filter_node", parse_filter(self.filter))
 
     @property
@@ -195,10 +194,11 @@ class SearchRequest:
     @property
     def depth(self) -> int:
         """Rows each hybrid leg ranks: deep enough for a chunk ranked moderately by both legs
-        to reach the fused top ``k``."""
-        if self.candidates is not None:
-            _positive_int("candidates", self.candidates, 1, MAX_K)
-        return max(self.candidates or max(4 * self.k, 40), self.k)
+        to reach the fused top ``k`` (default ``max(4 * k, 40)``, at most 1000)."""
+        if self.candidates is None:
+            return max(min(max(4 * self.k, 40), MAX_K), self.k)
+        _positive_int("candidates", self.candidates, 1, MAX_K)
+        return max(self.candidates, self.k)
 
     def hnsw_settings(self, limit: int, *, filtered: bool) -> dict[str, str]:
         """``hnsw.*`` settings for an HNSW leg that fetches ``limit`` rows."""
