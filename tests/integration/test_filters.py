@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -136,7 +137,7 @@ def test_filters_apply_to_every_mode(store: Store) -> None:
 
 
 SCALARS = st.one_of(
-    st.sampled_from(WORDS + ["2020-01-05", "Ann", "bob"]),
+    st.sampled_from([*WORDS, "2020-01-05", "Ann", "bob"]),
     st.sampled_from([2019, 2020, 2021, 2021.5, 2022, 0, 1, True, False, None]),
 )
 KEYS = st.sampled_from(["section", "year", "tags", "flag", "author.name", "author.age", "nope"])
@@ -145,7 +146,7 @@ KEYS = st.sampled_from(["section", "year", "tags", "flag", "author.name", "autho
 def _conditions() -> st.SearchStrategy[dict[str, Any]]:
     comparison = st.tuples(
         st.sampled_from(["$lt", "$lte", "$gt", "$gte"]),
-        st.one_of(st.sampled_from(WORDS + ["2020-06-01"]), st.integers(2018, 2023)),
+        st.one_of(st.sampled_from([*WORDS, "2020-06-01"]), st.integers(2018, 2023)),
     )
     operator = st.one_of(
         st.tuples(st.sampled_from(["$eq", "$ne"]), SCALARS),
@@ -195,7 +196,5 @@ def test_hostile_filters_give_a_result_or_a_filter_error(
     store: Store, where: dict[str, Any]
 ) -> None:
     # Random keys (quotes, dots, SQL, control characters) and values: never a driver error.
-    try:
+    with contextlib.suppress(InvalidFilterError):
         _found(store, where)
-    except InvalidFilterError:
-        pass
