@@ -139,15 +139,19 @@ def _exact_leg(distance: Distance, where: ColumnElement[bool]) -> Subquery:
 
 
 def _vector_leg(
-    distance: Distance,
-    where: ColumnElement[bool],
-    path: VectorPath,
-    knobs_count: int,
-) -> tuple[FromClause, Subquery | None]:
+    distance: Distance, where: ColumnElement[bool], path: VectorPath, knobs_count: int
+) -> FromClause:
+    """``(id, distance)`` of the nearest ``limit`` chunks on ``path``."""
     if path == "exact":
-        return _exact_leg(distance, where), None
+        return _exact_leg(distance, where)
     knobs = _knobs(knobs_count)
-    return _hnsw_leg(distance, where, knobs), knobs
+    nearest = _hnsw_leg(distance, where, knobs)
+    return (
+        select(nearest.c.id, nearest.c.distance)
+        .select_from(knobs)
+        .join(nearest, true())
+        .subquery("nearest_ids")
+    )
 
 
 def _result_columns() -> list[ColumnElement[Any]]:
@@ -274,15 +278,10 @@ def hybrid_statement(
     ``text_config``, ``limit`` (depth of each leg), ``rrf_k`` and ``k`` (rows returned).
     """
     where = compile_filter(node)
-    nearest, knobs = _vector_leg(distance, where, path, knobs_count)
-    vector_source: Any = nearest if knobs is None else select(nearest.c.id, nearest.c.distance)
-    if knobs is not None:
-        vector_source = vector_source.select_from(knobs).join(nearest, true()).subquery()
+    nearest = _vector_leg(distance, where, path, knobs_count)
     vector_ranked = select(
-        vector_source.c.id,
-        func.row_number()
-        .over(order_by=(vector_source.c.distance, vector_source.c.id))
-        .label("rank"),
+        nearest.c.id,
+        func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),
     ).cte("vector_leg")
     matched = _text_leg(where, "half" if text_match == "half" else "text")
     text_ranked = select(
