@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
 from pgsearch.database import describe_url
 from pgsearch.exceptions import PgSearchError
+from pgsearch.indexes import create_metadata_index, drop_metadata_index
 from pgsearch.ingest import IngestSummary, validate_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
 from pgsearch.sources import iter_documents
@@ -92,6 +93,16 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="say which path served the vector leg, and why"
     )
     search.add_argument("--json", action="store_true", help="print results as JSON")
+
+    index = commands.add_parser(
+        "index",
+        help="build (or --drop) a B-tree index on a metadata key for range filters",
+        description="Range filters ($lt $lte $gt $gte) on a metadata key use a B-tree index on "
+        "metadata -> 'key', built CONCURRENTLY (writers are not blocked). Equality and $in "
+        "filters need none: the GIN index on metadata serves them.",
+    )
+    index.add_argument("key", help="metadata key, e.g. year or author.name")
+    index.add_argument("--drop", action="store_true", help="drop the key's index instead")
 
     demo = commands.add_parser(
         "demo", help="migrate, ingest the bundled sample corpus and search it in every mode"
@@ -232,6 +243,13 @@ def _status(store: Store, args: argparse.Namespace) -> None:
         print("run `pgsearch migrate` to create the pgsearch schema")
 
 
+def _index(store: Store, args: argparse.Namespace) -> None:
+    if args.drop:
+        print(f"dropped index pgsearch.{drop_metadata_index(store.engine, args.key)}")
+    else:
+        print(f"index pgsearch.{create_metadata_index(store.engine, args.key)} is ready")
+
+
 def _downgrade(store: Store, args: argparse.Namespace) -> None:
     store.downgrade(args.revision)
     print(f"pgsearch schema downgraded to {args.revision}")
@@ -242,6 +260,7 @@ _COMMANDS = {
     "downgrade": _downgrade,
     "ingest": _ingest,
     "search": _search,
+    "index": _index,
     "status": _status,
     "demo": _demo,
 }

@@ -1,15 +1,34 @@
-"""Index maintenance after bulk writes. Index DDL lives in the Alembic revisions; query-time
-knobs in :mod:`pgsearch.search.options`."""
+"""Index maintenance after bulk writes, and expression indexes on hot metadata keys.
+
+The schema's indexes live in the Alembic revisions; query-time knobs in
+:mod:`pgsearch.search.options`. The only DDL here is what a user asks for explicitly:
+:func:`create_metadata_index` (``pgsearch index KEY``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import text
+import psycopg
+from psycopg import sql
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-__all__ = ["GIN_INDEXES", "after_bulk_write"]
+from pgsearch.exceptions import PgSearchError
+from pgsearch.search.filters import metadata_path
+
+__all__ = [
+    "GIN_INDEXES",
+    "after_bulk_write",
+    "create_metadata_index",
+    "drop_metadata_index",
+    "metadata_index_name",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -43,3 +62,71 @@ def after_bulk_write(session: Session) -> None:
             # Only the index owner may merge; autovacuum will, later. The data is written.
             _log.warning("cannot merge the pending list of %s: not its owner", index)
     session.execute(text("ANALYZE pgsearch.documents, pgsearch.chunks"))
+
+
+def metadata_index_name(key: str) -> str:
+    """The name of the expression index on metadata ``key``: ``ix_chunks_metadata_<key>``."""
+    name = "ix_chunks_metadata_" + "__".join(metadata_path(key)).replace("-", "_").lower()
+    if len(name) > 63:  # PostgreSQL truncates identifiers at 63 bytes
+        name = name[:54] + "_" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    return name
+
+
+@contextmanager
+def _autocommit(engine: Engine, action: str) -> Iterator[Any]:
+    """A driver connection in autocommit mode (``CONCURRENTLY`` refuses transactions)."""
+    raw = engine.raw_connection()
+    try:
+        dbapi: Any = raw.driver_connection
+        dbapi.autocommit = True
+        yield dbapi
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PgSearchError(f"cannot {action}: {reason}") from exc
+    finally:
+        raw.close()
+
+
+def create_metadata_index(engine: Engine, key: str) -> str:
+    """Build a B-tree index on ``metadata -> key`` of the chunks, without blocking writers.
+
+    It serves the range operators (``$lt $lte $gt $gte``) on that key: pgsearch compiles them to
+    ``metadata -> 'key' > '2020'::jsonb``, the indexed expression. ``$eq`` and ``$in`` need no
+    such index: the GIN index on ``metadata`` serves them. Built ``CONCURRENTLY``; a build that
+    fails leaves an invalid index, which is dropped before the error is raised.
+
+    Returns:
+        The index name.
+
+    Raises:
+        InvalidFilterError: ``key`` is not a valid metadata key.
+        PgSearchError: The build failed.
+    """
+    name = metadata_index_name(key)
+    expression: sql.Composable = sql.SQL("metadata")
+    for segment in metadata_path(key):
+        expression = sql.SQL("{} -> {}").format(expression, sql.Literal(segment))
+    create = sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON pgsearch.chunks (({}))")
+    with _autocommit(engine, f"build index {name}") as connection:
+        try:
+            connection.execute(create.format(sql.Identifier(name), expression))
+        finally:
+            valid = connection.execute(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                (f"pgsearch.{name}",),
+            ).fetchone()
+            if valid is not None and not valid[0]:
+                connection.execute(_DROP.format(sql.Identifier(name)))
+                raise PgSearchError(f"building index {name} failed; it was dropped: try again")
+    return name
+
+
+_DROP = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS pgsearch.{}")
+
+
+def drop_metadata_index(engine: Engine, key: str) -> str:
+    """Drop the index :func:`create_metadata_index` built for ``key`` (if any); return its name."""
+    name = metadata_index_name(key)
+    with _autocommit(engine, f"drop index {name}") as connection:
+        connection.execute(_DROP.format(sql.Identifier(name)))
+    return name

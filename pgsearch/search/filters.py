@@ -62,6 +62,7 @@ __all__ = [
     "MAX_FILTER_SIZE",
     "FilterNode",
     "compile_filter",
+    "metadata_path",
     "parse_filter",
 ]
 
@@ -159,6 +160,18 @@ def _field(key: str) -> tuple[str, ...]:
             "digits, '_' or '-' (dots for nested keys, e.g. author.name), or external_id / title"
         )
     return ("metadata", *segments)
+
+
+def metadata_path(key: str) -> tuple[str, ...]:
+    """The path segments of a metadata key (``author.name`` -> ``("author", "name")``).
+
+    Raises:
+        InvalidFilterError: The key is not a valid metadata key.
+    """
+    field = _field(key)
+    if field[0] != "metadata":
+        raise InvalidFilterError(f"{key!r} is a column of pgsearch.documents, not a metadata key")
+    return field[1:]
 
 
 def _condition(key: str, field: tuple[str, ...], operator: str, value: JSONValue) -> Condition:

@@ -41,7 +41,10 @@ def store(make_database: Callable[[], URL]) -> Iterator[Store]:
         DocumentInput(
             f"doc-{i}",
             " ".join(rng.choices(WORDS, k=12)),
-            metadata={"kind": "rare" if i % 100 == 0 else "common" if i % 2 else "other"},
+            metadata={
+                "kind": "rare" if i % 100 == 0 else "common" if i % 2 else "other",
+                "n": i,
+            },
         )
         for i in range(3000)
     ]
@@ -126,6 +129,28 @@ def test_each_path_has_its_own_plan(store: Store) -> None:
         session.execute(text("SET LOCAL enable_seqscan = on"))
         assert HNSW in _plan(session, "hnsw", {"kind": "common"})
         assert HNSW in _plan(session, "hnsw", None)
+
+
+def test_pgsearch_index_serves_range_filters(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    base = ["--database-url", url, "--embedder", "hashing:64"]
+    where = {"n": {"$gte": 2980}}
+    assert main([*base, "index", "n"]) == 0
+    assert "ix_chunks_metadata_n is ready" in capsys.readouterr().out
+    try:
+        with store.session() as session:
+            session.execute(text("ANALYZE pgsearch.chunks"))
+            assert "ix_chunks_metadata_n" in _plan(session, "exact", where)
+        results = store.search(query_vector=_query(), k=50, filter=where)
+        assert sorted(r.metadata["n"] for r in results) == list(range(2980, 3000))
+    finally:
+        assert main([*base, "index", "n", "--drop"]) == 0
+    with store.session() as session:
+        assert "ix_chunks_metadata_n" not in _plan(session, "exact", where)
+    assert main([*base, "index", "bad key'"]) == 1
+    assert "is not a field" in capsys.readouterr().err
 
 
 def test_group_by_document_returns_each_document_once(
