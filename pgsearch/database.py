@@ -35,12 +35,20 @@ def normalize_url(url: str | URL) -> URL:
     Raises:
         ConfigurationError: The URL cannot be parsed or names another database or driver.
     """
+    # The URL may hold a password, and a malformed one may hold it anywhere: messages say what
+    # is wrong and never quote the URL or any part of it.
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigurationError(
-            f"cannot parse database URL {url!r}: use postgresql://user:password@host:5432/dbname"
-        ) from exc
+            "cannot parse the database URL (not shown: it may hold a password): write it as "
+            "postgresql://user:password@host:5432/dbname, with a numeric port"
+        ) from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigurationError(
+            "the database URL's port is out of range 1..65535: write it as "
+            "postgresql://user:password@host:5432/dbname"
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         return parsed.set(drivername=_PSYCOPG_DRIVER)
     if parsed.drivername != _PSYCOPG_DRIVER:
