@@ -11,11 +11,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+import psycopg
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
 from pgsearch.database import describe_url
-from pgsearch.exceptions import PgSearchError
+from pgsearch.exceptions import PgSearchError, database_error
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
 from pgsearch.ingest import IngestSummary, validate_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
@@ -266,8 +268,28 @@ _COMMANDS = {
 }
 
 
+def _report(error: PgSearchError, args: argparse.Namespace) -> int:
+    """Print ``error`` as one line on stderr, with any password of the URL masked; return 1."""
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    # Messages never quote the URL; this guards against a driver or server that echoes it.
+    raw = args.database_url or os.environ.get("PGSEARCH_DATABASE_URL") or ""
+    try:
+        password = make_url(raw).password if raw else None
+    except (ArgumentError, ValueError):  # unparseable: its error message does not quote it
+        password = None
+    for secret in (raw, password):
+        if secret and len(secret) >= 4:  # masking "pw" everywhere would garble the message
+            message = message.replace(secret, "***")
+    print(f"pgsearch: error: {message}", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    Usage errors exit with 2 (argparse), every pgsearch error (bad input, configuration, the
+    database) with 1, printed as one line without a traceback.
+    """
     args = _parser().parse_args(argv)
     # The CLI owns its process: keep model-loading progress bars out of command output.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -276,16 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Store.open(args.database_url, embedder=args.embedder, data_dir=args.data_dir) as store:
             _COMMANDS[args.command](store, args)
     except PgSearchError as exc:
-        print(f"pgsearch: error: {exc}", file=sys.stderr)
-        return 1
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        print(
-            f"pgsearch: error: cannot use the database ({reason}); check --database-url or "
-            "PGSEARCH_DATABASE_URL, or unset it to use the embedded server",
-            file=sys.stderr,
-        )
-        return 1
+        return _report(exc, args)
+    except (DBAPIError, psycopg.Error) as exc:
+        # Errors the library did not translate: described by SQLSTATE class, never a traceback.
+        return _report(database_error(exc), args)
     return 0
 
 

@@ -94,13 +94,22 @@ def start_embedded(data_dir: Path) -> URL:
             f"see {pgdata / 'log'} or set PGSEARCH_DATA_DIR to another directory"
         ) from exc
     info = server.get_postmaster_info()
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
-        ).fetchone()
-        if exists is None:
-            _log.info("creating database %s in %s", EMBEDDED_DATABASE, pgdata)
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE)))
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
+            ).fetchone()
+            if exists is None:
+                _log.info("creating database %s in %s", EMBEDDED_DATABASE, pgdata)
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
+                )
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigurationError(
+            f"the embedded PostgreSQL server in {pgdata} refused pgsearch ({reason});"
+            f" see {pgdata / 'log'} or set PGSEARCH_DATA_DIR to another directory"
+        ) from exc
     query: dict[str, Any] = {}
     if info.socket_dir is not None:
         query["host"] = str(info.socket_dir)

@@ -328,7 +328,7 @@ def write_documents(
     batch = _pending(documents, chunking)
     if not batch:
         return IngestSummary()
-    with translate_errors():
+    with translate_errors(vectors=True):
         stored = _lock_stored(session, batch)
         if stored and not replace:
             shown = ", ".join(sorted(stored)[:5])
