@@ -21,6 +21,7 @@ from pgsearch.exceptions import (
     QueryCanceledError,
     ServerShutdownError,
     SourceError,
+    StoreNotFoundError,
 )
 from pgsearch.fusion import reciprocal_rank_fusion
 from pgsearch.ingest import DocumentInput, IngestSummary
@@ -64,6 +65,7 @@ __all__ = [
     "Settings",
     "SourceError",
     "Store",
+    "StoreNotFoundError",
     "StoreOptions",
     "StoreStatus",
     "TextChunk",

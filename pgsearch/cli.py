@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -20,7 +21,8 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
-from pgsearch.database import describe_url
+from pgsearch.config import Settings
+from pgsearch.database import describe_url, normalize_url
 from pgsearch.exceptions import PgSearchError, database_error
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
 from pgsearch.ingest import IngestSummary, validate_documents
@@ -221,16 +223,36 @@ def _explanation(request: SearchRequest, results: SearchResults) -> str:
     return f"path: {results.path} ({reason})"
 
 
+def _search_command(args: argparse.Namespace, query: str) -> str:
+    """The command line that searches the store this command used, as the user would type it."""
+    # Run as `.venv/bin/pgsearch` (scripts/demo) the program is not on PATH: say it as invoked.
+    program = sys.argv[0] if Path(sys.argv[0]).name == "pgsearch" else "pgsearch"
+    words = [program]
+    if args.database_url:
+        words += ["--database-url", describe_url(normalize_url(args.database_url))]
+    if args.data_dir:
+        words += ["--data-dir", args.data_dir]
+    if args.embedder:
+        words += ["--embedder", args.embedder]
+    return shlex.join([*words, "search", query])
+
+
 def _demo(store: Store, args: argparse.Namespace) -> None:
     from pgsearch.samples import SAMPLE_CORPUS, SAMPLE_QUERIES
 
-    print(f"database: {describe_url(store.engine.url)}")
+    settings = Settings.from_env(database_url=args.database_url, data_dir=args.data_dir)
+    if settings.database_url is None:
+        where = f"embedded PostgreSQL in {(settings.data_dir / 'pgdata').resolve()}"
+        print(f"database: {where} ({describe_url(store.engine.url)})")
+    else:
+        print(f"database: {describe_url(store.engine.url)}")
     store.migrate()
     _ingest_paths(store, [SAMPLE_CORPUS], batch_size=64, progress=False)
     for query in SAMPLE_QUERIES:
         for mode in SearchMode:
             print(f"\n== {mode.value} search: {query!r}")
             _print_results(store.search(query, args.k, mode))
+    print(f"\nsearch this store yourself: {_search_command(args, SAMPLE_QUERIES[0])}")
 
 
 def _status(store: Store, args: argparse.Namespace) -> None:
@@ -270,6 +292,10 @@ _COMMANDS = {
     "status": _status,
     "demo": _demo,
 }
+
+
+# Only these commands create the embedded store when it is missing: the others need one.
+_CREATING_COMMANDS = {"migrate", "demo"}
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> NoReturn:
@@ -327,7 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Embedders load their model on first use: text search and status never do.
         with (
             _clean_exit_on_termination(),
-            Store.open(args.database_url, embedder=args.embedder, data_dir=args.data_dir) as store,
+            Store.open(
+                args.database_url,
+                embedder=args.embedder,
+                data_dir=args.data_dir,
+                create=args.command in _CREATING_COMMANDS,
+            ) as store,
         ):
             _COMMANDS[args.command](store, args)
     except PgSearchError as exc:

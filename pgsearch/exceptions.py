@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from sqlalchemy.exc import DBAPIError
@@ -32,6 +33,7 @@ __all__ = [
     "QueryCanceledError",
     "ServerShutdownError",
     "SourceError",
+    "StoreNotFoundError",
     "database_error",
     "translate_errors",
 ]
@@ -58,6 +60,17 @@ class NotMigratedError(PgSearchError):
             "(or `alembic upgrade head`) against it first"
         )
         super().__init__(f"{message} ({detail})" if detail else message)
+
+
+class StoreNotFoundError(NotMigratedError):
+    """The embedded server has no store in its data directory yet, and none was created."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super(NotMigratedError, self).__init__(
+            f"no pgsearch store in {data_dir}: run `pgsearch migrate` first, which creates it"
+            " (or set PGSEARCH_DATA_DIR or --data-dir to the directory of an existing one)"
+        )
+        self.data_dir = data_dir
 
 
 class EmbeddingMismatchError(PgSearchError):

@@ -93,15 +93,20 @@ class Store:
         embedder: Embedder | str | None = None,
         data_dir: str | Path | None = None,
         chunking: ChunkingOptions | None = None,
+        create: bool = True,
     ) -> Store:
-        """Open the store at ``database_url``, ``PGSEARCH_DATABASE_URL`` or the embedded server."""
+        """Open the store at ``database_url``, ``PGSEARCH_DATABASE_URL`` or the embedded server.
+
+        With ``create=False``, an embedded store that does not exist yet is not created:
+        :class:`~pgsearch.exceptions.StoreNotFoundError` says to migrate first.
+        """
         settings = Settings.from_env(
             database_url=database_url,
             data_dir=data_dir,
             embedder=embedder if isinstance(embedder, str) else None,
         )
         chosen: Embedder | str = embedder if isinstance(embedder, Embedder) else settings.embedder
-        return cls(create_engine(settings=settings), chosen, chunking=chunking)
+        return cls(create_engine(settings=settings, create=create), chosen, chunking=chunking)
 
     def close(self) -> None:
         """Dispose of the engine's connections."""

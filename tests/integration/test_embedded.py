@@ -1,4 +1,4 @@
-"""The embedded server's lifecycle as users meet it: clients killed while attached."""
+"""The embedded server's lifecycle as users meet it: killed clients, missing stores, the demo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pgsearch.cli import main
 
 PYTHON_CLI = [sys.executable, "-m", "pgsearch.cli"]
 
@@ -35,14 +38,19 @@ def _handles(pgdata: Path) -> list[int]:
     return list(json.loads(path.read_text())) if path.exists() else []
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """A migrated embedded store; its server is stopped at the end whatever the test left."""
-    directory = tmp_path / "store"
+@pytest.fixture(scope="module")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("embedded") / "store"
     migrated = _cli("migrate", data_dir=directory)
     assert migrated.returncode == 0, migrated.stderr
-    yield directory
-    postmaster = directory / "pgdata" / "postmaster.pid"
+    return directory
+
+
+@pytest.fixture
+def data_dir(migrated_store: Path) -> Iterator[Path]:
+    """A migrated embedded store; its server is stopped after each test whatever it left."""
+    yield migrated_store
+    postmaster = migrated_store / "pgdata" / "postmaster.pid"
     if postmaster.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(postmaster.read_text().split()[0]), signal.SIGINT)  # fast shutdown
@@ -54,7 +62,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 
 def _blocked_ingest(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
     """A ``pgsearch ingest`` attached to the server, waiting for input from a FIFO."""
-    fifo = data_dir / "waiting.jsonl"
+    fifo = data_dir / f"waiting-{time.monotonic_ns()}.jsonl"
     os.mkfifo(fifo)
     child = subprocess.Popen(
         [*PYTHON_CLI, "ingest", str(fifo), "--no-progress"],
@@ -106,3 +114,41 @@ def test_a_terminated_client_lets_go_of_the_server(data_dir: Path) -> None:
     assert "Traceback" not in err
     assert child.pid not in _handles(pgdata)
     assert not (pgdata / "postmaster.pid").exists()
+
+
+def test_searching_a_missing_store_creates_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "nothing-here"
+    data_dir.mkdir()
+    result = _cli("search", "hello", data_dir=data_dir)
+    assert result.returncode == 1, result.stdout
+    assert f"no pgsearch store in {data_dir.resolve()}: run `pgsearch migrate`" in result.stderr
+    assert list(data_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command", [["status", "--json"], ["ingest", "missing.txt"], ["downgrade", "base"]]
+)
+def test_commands_that_need_a_store_create_none(
+    tmp_path: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("PGSEARCH_DATABASE_URL", raising=False)
+    data_dir = tmp_path / "not-even-a-directory"
+    assert main(["--data-dir", str(data_dir), "--embedder", "hashing:8", *command]) == 1
+    assert "run `pgsearch migrate`" in capsys.readouterr().err
+    assert not data_dir.exists()
+
+
+def test_demo_says_where_its_store_is_and_how_to_search_it(data_dir: Path) -> None:
+    demo = _cli("demo", "-k", "1", data_dir=data_dir)
+    assert demo.returncode == 0, demo.stderr
+    assert f"embedded PostgreSQL in {(data_dir / 'pgdata').resolve()}" in demo.stdout
+    hints = [line for line in demo.stdout.splitlines() if " search " in line]
+    command = shlex.split(hints[-1].split(":", 1)[1])
+    assert command[0] == "pgsearch" and command[1] == "search"
+    # The same environment, a new process: the demo's store, migrated and filled.
+    searched = _cli(*command[1:], "--json", data_dir=data_dir)
+    assert searched.returncode == 0, searched.stderr
+    assert len(json.loads(searched.stdout)) > 0
