@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from typing_extensions import Unpack
 
@@ -20,7 +21,7 @@ from pgsearch.chunking import ChunkingOptions
 from pgsearch.config import Settings
 from pgsearch.database import create_engine, describe_url
 from pgsearch.embedders import Embedder, load_embedder
-from pgsearch.exceptions import translate_errors
+from pgsearch.exceptions import DatabaseError, translate_errors
 from pgsearch.indexes import after_bulk_write
 from pgsearch.ingest import DocumentInput, IngestSummary
 from pgsearch.migrations import StoreOptions, downgrade, upgrade
@@ -185,8 +186,19 @@ class Store:
         """Run a prepared :class:`~pgsearch.search.SearchRequest`.
 
         A search only reads, and sets its knobs inside its own statement: it runs in autocommit
-        mode, without the round trips of ``BEGIN`` and ``COMMIT``.
+        mode, without the round trips of ``BEGIN`` and ``COMMIT``, and without a pre-ping:
+        when a pooled connection turns out dead (a server restart, an idle timeout), the pool
+        is discarded and the search runs once more on a new connection.
         """
+        try:
+            return self._run(request)
+        except DatabaseError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+                raise
+            return self._run(request)
+
+    def _run(self, request: SearchRequest) -> SearchResults:
         with translate_errors(), self.engine.connect() as connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             store = cached_store_settings(connection)

@@ -203,8 +203,9 @@ def _complete(
     """Fetch ``k`` results (``k`` documents when grouped), falling back to the exact path."""
     k = request.k
     limit = k
+    vectors = request.search_mode is not SearchMode.TEXT
     while True:
-        with translate_errors():
+        with translate_errors(vectors=vectors):
             rows = fetch(limit, path)
         results = _by_document(rows, k) if request.group_by == "document" else rows[:k]
         if len(results) >= k:

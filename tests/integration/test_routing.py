@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 from sqlalchemy import URL, create_engine, text
 from sqlalchemy.orm import Session
@@ -256,3 +257,15 @@ def test_cli_filters_and_explains(store: Store, capsys: pytest.CaptureFixture[st
     assert "not valid JSON" in capsys.readouterr().err
     assert main([*base, "search", "\udcff\udcfe"]) == 1  # what argv holds for $'\xff\xfe'
     assert "not valid Unicode" in capsys.readouterr().err
+
+
+def test_a_dead_pooled_connection_is_replaced_without_a_pre_ping(store: Store) -> None:
+    assert store.search(query_vector=_query(), k=3).path == "hnsw"  # leaves a pooled connection
+    with store.engine.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with psycopg.connect(
+        store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+        autocommit=True,
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert len(store.search(query_vector=_query(), k=3)) == 3
