@@ -342,7 +342,13 @@ def _metadata_clause(condition: Condition) -> ColumnElement[bool]:
         values = value if op in ("$in", "$nin") else (value,)
         matches = [_equals(path, item) for item in values]
         clause = or_(*matches) if matches else false()
-        return clause if op in ("$eq", "$in") else not_(clause)
+        if op in ("$eq", "$in"):
+            return clause
+        if any(isinstance(item, list | tuple | Mapping) for item in values):
+            # Array or object equality is NULL where the key is missing, and $ne matches
+            # rows without the key.
+            return clause.is_not(true())
+        return not_(clause)  # containment is never NULL: a plain NOT keeps the estimate
     if op == "$contains":
         element = [value] if not isinstance(value, list | tuple | Mapping) else value
         return metadata.op("@>", is_comparison=True)(_jsonb(_nested(path, element)))
@@ -390,10 +396,16 @@ def compile_filter(node: FilterNode | None) -> ColumnElement[bool]:
     if isinstance(node, Condition):
         return _column_clause(node) if node.is_column else _metadata_clause(node)
     parts = [compile_filter(part) for part in node.parts]
+    if not parts:  # an empty object: no condition
+        return true()
     if node.operator == "$and":
         return and_(*parts)
     if node.operator == "$or":
         return or_(*parts)
-    # $not: a comparison on a missing key is NULL; coalesce keeps NOT two-valued, so that
-    # {"$not": {"year": {"$gt": 2020}}} matches rows without a year, as Python's `not` would.
-    return not_(func.coalesce(parts[0], false(), type_=Boolean))
+    return _negation(parts[0])
+
+
+def _negation(clause: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``NOT``, two-valued: a comparison on a missing key is NULL, and coalesce makes
+    ``{"$not": {"year": {"$gt": 2020}}}`` match rows without a year, as Python's ``not``."""
+    return not_(func.coalesce(clause, false(), type_=Boolean))

@@ -117,6 +117,13 @@ FILTERS: list[dict[str, Any]] = [
     {"$not": {"year": {"$gt": 2020}}},
     {"$not": {"$or": [{"tags": {"$contains": "alpha"}}, {"title": {"$exists": False}}]}},
     {"$or": [{"$and": [{"section": "beta"}, {"flag": False}]}, {"external_id": "doc-010"}]},
+    # Negations of array / object equality match documents without the key.
+    {"tags": {"$ne": ["alpha"]}},
+    {"author": {"$ne": {"name": "bob", "age": 30}}},
+    # An empty object is no condition, wherever it stands.
+    {"$and": [{}]},
+    {"$or": [{}, {"section": "alpha"}]},
+    {"$not": {}},
 ]
 
 
@@ -149,7 +156,10 @@ def _conditions() -> st.SearchStrategy[dict[str, Any]]:
         st.one_of(st.sampled_from([*WORDS, "2020-06-01"]), st.integers(2018, 2023)),
     )
     operator = st.one_of(
-        st.tuples(st.sampled_from(["$eq", "$ne"]), SCALARS),
+        st.tuples(
+            st.sampled_from(["$eq", "$ne"]),
+            st.one_of(SCALARS, st.lists(st.sampled_from(WORDS), max_size=2)),
+        ),
         st.tuples(st.sampled_from(["$in", "$nin"]), st.lists(SCALARS, max_size=3)),
         comparison,
         st.tuples(st.just("$exists"), st.booleans()),
@@ -160,7 +170,7 @@ def _conditions() -> st.SearchStrategy[dict[str, Any]]:
 
 
 FILTER_TREES = st.recursive(
-    _conditions(),
+    st.one_of(_conditions(), st.just({})),
     lambda children: st.one_of(
         st.builds(lambda parts: {"$and": parts}, st.lists(children, min_size=1, max_size=3)),
         st.builds(lambda parts: {"$or": parts}, st.lists(children, min_size=1, max_size=3)),

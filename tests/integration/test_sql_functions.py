@@ -809,23 +809,23 @@ def test_python_refuses_what_the_functions_refuse(
         loaded.search(" ", 5, "text")
 
 
-def test_semantics_where_the_python_compiler_differs(
+def test_negations_and_empty_objects(
     session: Session, loaded: SearchRepository, embedder: HashingEmbedder
 ) -> None:
-    """The filter language's documented rules, on cases where filters.py strays from them.
+    """The filter language's rules where a naive compiler strays, in SQL and in Python alike.
 
     * ``$ne`` is the exact negation of ``$eq`` and matches rows without the key, also for an
-      array or object operand (filters.py compiles it to ``!=``, NULL without the key).
-    * An empty object inside a filter has no condition, like the empty filter: true
-      (filters.py compiles it to SQLAlchemy's empty ``and_()``, which the ``$or`` drops and
-      ``$not`` turns into ``NOT coalesce(false)``).
+      array or object operand (``!=`` would be NULL without the key).
+    * An empty object inside a filter has no condition, like the empty filter: true.
     """
+    query = [1.0] * 64
 
     def ids(filter_: Any) -> set[int]:
-        rows = _sql(
-            session, VECTOR_SQL, v="[" + ",".join(["1"] * 64) + "]", k=1000, f=json.dumps(filter_)
-        )
-        return {row["chunk_id"] for row in rows}
+        rows = _sql(session, VECTOR_SQL, v=vector_literal(query), k=1000, f=json.dumps(filter_))
+        found = {row["chunk_id"] for row in rows}
+        python = loaded.search(query_vector=query, k=1000, filter=filter_, exact=True)
+        assert {r.chunk_id for r in python} == found, filter_
+        return found
 
     everything = ids({})
     chunks = _sql(
