@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import URL, create_engine
+from sqlalchemy import URL, create_engine, text
 
 from pgsearch import DocumentInput, HashingEmbedder, InvalidFilterError, Store
+from pgsearch.types import vector_literal
 from tests.filter_reference import matches
 
 WORDS = ["alpha", "beta", "gamma", "delta"]
@@ -185,7 +187,25 @@ FILTER_TREES = st.recursive(
 )
 @given(where=FILTER_TREES)
 def test_random_filters_match_python(store: Store, where: dict[str, Any]) -> None:
-    assert _found(store, where) == _expected(where)
+    expected = _expected(where)
+    assert _found(store, where) == expected
+    # The SQL functions compile filters in plpgsql: the same language, the same rows.
+    assert _found_by_sql_function(store, where) == expected
+
+
+def _found_by_sql_function(store: Store, where: Any) -> set[str]:
+    with store.session() as session:
+        rows = session.execute(
+            text(
+                "SELECT external_id FROM pgsearch.vector_search("
+                "CAST(:v AS vector), 1000, CAST(:f AS jsonb))"
+            ),
+            {
+                "v": vector_literal(HashingEmbedder(64).embed_query("report")),
+                "f": json.dumps(where),
+            },
+        ).scalars()
+        return set(rows)
 
 
 @settings(
