@@ -228,3 +228,19 @@ def test_hostile_filters_give_a_result_or_a_filter_error(
     # Random keys (quotes, dots, SQL, control characters) and values: never a driver error.
     with contextlib.suppress(InvalidFilterError):
         _found(store, where)
+
+
+OPERATORS = ["$eq", "$ne", "$lt", "$lte", "$gt", "$gte", "$in", "$nin", "$exists", "$contains"]
+JSON_VALUES = [None, True, 0, 2021.5, "alpha", ["alpha", 1], {"name": "Ann"}, [], {}]
+
+
+@pytest.mark.parametrize("key", ["section", "tags", "author", "title", "external_id"])
+@pytest.mark.parametrize("operator", [*OPERATORS, "$like", "$ilike"])
+def test_every_operator_with_every_json_type(store: Store, key: str, operator: str) -> None:
+    for value in JSON_VALUES:
+        where = {key: {operator: value}}
+        try:
+            found = _found(store, where)
+        except InvalidFilterError:
+            continue  # a clear refusal; the store is unchanged either way
+        assert found == _expected(where), where
