@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ClauseElement, Connection, Executable, Select
+from sqlalchemy import ClauseElement, ColumnElement, Connection, Executable, Select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from pgsearch.embedders.base import Embedder, check_vectors
 from pgsearch.exceptions import ConfigurationError, translate_errors
+from pgsearch.search.filters import compile_filter
 from pgsearch.search.options import MAX_K, SearchRequest
 from pgsearch.search.results import SearchPath, SearchResult, SearchResults
 from pgsearch.search.statements import (
@@ -76,12 +77,10 @@ def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
     return f"EXPLAIN ({element.explain_options}) " + compiler.process(element.statement, **kw)
 
 
-def estimate_rows(connection: Connection, request: SearchRequest) -> int | None:
-    """The planner's estimate of the chunks ``request``'s filter selects (``None``: no filter)."""
-    if request.filter_node is None:
-        return None
+def estimate_rows(connection: Connection, where: ColumnElement[bool]) -> int:
+    """The planner's estimate of the chunks a compiled filter selects."""
     plan: Any = connection.execute(
-        Explain(count_estimate_statement(request.filter_node), "FORMAT JSON")
+        Explain(count_estimate_statement(where), "FORMAT JSON")
     ).scalar_one()
     document = json.loads(plan) if isinstance(plan, str) else plan
     return int(document[0]["Plan"]["Plan Rows"])
@@ -159,11 +158,13 @@ def run_search(
     """
     mode = request.search_mode
     node = request.filter_node
+    where = compile_filter(node) if node is not None else None
     params: dict[str, Any] = {"text_config": store.text_config, "query_text": request.query}
     if mode is SearchMode.TEXT:
+        statement = text_statement(where)
 
         def fetch_text(limit: int, path: VectorPath) -> list[SearchResult]:
-            rows = connection.execute(text_statement(node), {**params, "limit": limit}).all()
+            rows = connection.execute(statement, {**params, "limit": limit}).all()
             return _rows_to_results(rows)
 
         return _complete(request, fetch_text, "exact", "text", None)
@@ -173,22 +174,28 @@ def run_search(
         register_binary_vectors(connection)
         estimate = None
         path: VectorPath = "exact" if request.exact else "hnsw"
-        if not request.exact:
-            estimate = estimate_rows(connection, request)
-            if estimate is not None and estimate <= request.exact_threshold:
+        if where is not None and not request.exact:
+            estimate = estimate_rows(connection, where)
+            if estimate <= request.exact_threshold:
                 path = "exact"
+
+    statements: dict[tuple[VectorPath, int], Select[Any]] = {}
 
     def fetch(limit: int, leg_path: VectorPath) -> list[SearchResult]:
         depth = max(limit, request.depth) if mode is SearchMode.HYBRID else limit
-        settings = request.hnsw_settings(depth, filtered=node is not None)
+        settings = request.hnsw_settings(depth, filtered=where is not None)
         knobs = len(settings) if leg_path == "hnsw" else 0
         values = {**params, **knob_params(settings if knobs else {}), "limit": depth, "k": limit}
-        if mode is SearchMode.VECTOR:
-            statement = vector_statement(store.distance, node, leg_path, knobs)
-        else:
+        if mode is SearchMode.HYBRID:
             values["rrf_k"] = request.rrf_k
-            statement = hybrid_statement(store.distance, node, leg_path, knobs, request.text_match)
-        return _rows_to_results(connection.execute(statement, values).all())
+        key = (leg_path, knobs)
+        if key not in statements:  # built once per path, however often the search fetches
+            statements[key] = (
+                vector_statement(store.distance, where, leg_path, knobs)
+                if mode is SearchMode.VECTOR
+                else hybrid_statement(store.distance, where, leg_path, knobs, request.text_match)
+            )
+        return _rows_to_results(connection.execute(statements[key], values).all())
 
     return _complete(request, fetch, path, path, estimate)
 

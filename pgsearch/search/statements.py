@@ -40,7 +40,6 @@ from sqlalchemy.dialects.postgresql import REGCONFIG
 
 from pgsearch.models import Chunk, Document
 from pgsearch.search.filters import FilterNode as FilterNode
-from pgsearch.search.filters import compile_filter
 from pgsearch.types import Distance
 from pgsearch.vectors import VectorParam
 
@@ -55,6 +54,8 @@ __all__ = [
 ]
 
 VectorPath = Literal["hnsw", "exact"]
+Filter = ColumnElement[bool] | None
+"""A compiled filter (:func:`pgsearch.search.filters.compile_filter`), or ``None``."""
 TextMatch = Literal["half", "all"]
 
 chunks = Chunk.__table__
@@ -68,6 +69,10 @@ _TEXT_CONFIG = cast(bindparam("text_config"), REGCONFIG)
 _LIMIT: BindParameter[int] = bindparam("limit", type_=Integer, literal_execute=True)
 _K: BindParameter[int] = bindparam("k", type_=Integer, literal_execute=True)
 _RRF_K: BindParameter[int] = bindparam("rrf_k")
+
+
+def _clause(where: Filter) -> ColumnElement[bool]:
+    return true() if where is None else where
 
 
 def _distance(distance: Distance) -> ColumnElement[float]:
@@ -175,13 +180,13 @@ def _joined(ranked: FromClause, *extra: ColumnElement[Any]) -> Select[Any]:
 
 
 def vector_statement(
-    distance: Distance, node: FilterNode | None, path: VectorPath, knobs_count: int
+    distance: Distance, where: Filter, path: VectorPath, knobs_count: int
 ) -> Select[Any]:
     """Nearest chunks; binds ``query_embedding``, ``limit`` and :func:`knob_params`."""
-    if node is None:
+    if where is None:
         # The hot path: built once per shape, since nothing in it depends on the request.
         return _unfiltered_vector_statement(distance, path, knobs_count)
-    return _vector_statement(distance, compile_filter(node), path, knobs_count)
+    return _vector_statement(distance, where, path, knobs_count)
 
 
 @cache
@@ -249,24 +254,24 @@ def _text_leg(where: ColumnElement[bool], text_match: TextMatch | Literal["text"
     )
 
 
-def keyword_leg(node: FilterNode | None = None) -> Select[Any]:
+def keyword_leg(where: Filter = None) -> Select[Any]:
     """Hybrid search's keyword leg on its own: ``(id, rank)`` of the best ``limit`` chunks."""
-    leg = _text_leg(compile_filter(node), "half")
+    leg = _text_leg(_clause(where), "half")
     return select(leg.c.id, leg.c.rank)
 
 
-def text_statement(node: FilterNode | None) -> Select[Any]:
+def text_statement(where: Filter) -> Select[Any]:
     """Chunks matching ``websearch_to_tsquery``, by ``ts_rank_cd``.
 
     Binds ``query_text``, ``text_config`` and ``limit``.
     """
-    leg = _text_leg(compile_filter(node), "text")
+    leg = _text_leg(_clause(where), "text")
     return _joined(leg, leg.c.rank.label("score")).order_by(leg.c.rank.desc(), chunks.c.id)
 
 
 def hybrid_statement(
     distance: Distance,
-    node: FilterNode | None,
+    where: Filter,
     path: VectorPath,
     knobs_count: int,
     text_match: TextMatch,
@@ -277,13 +282,12 @@ def hybrid_statement(
     ``1 / (rrf_k + rank)`` per leg it appears in. Binds ``query_embedding``, ``query_text``,
     ``text_config``, ``limit`` (depth of each leg), ``rrf_k`` and ``k`` (rows returned).
     """
-    where = compile_filter(node)
-    nearest = _vector_leg(distance, where, path, knobs_count)
+    nearest = _vector_leg(distance, _clause(where), path, knobs_count)
     vector_ranked = select(
         nearest.c.id,
         func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),
     ).cte("vector_leg")
-    matched = _text_leg(where, "half" if text_match == "half" else "text")
+    matched = _text_leg(_clause(where), "half" if text_match == "half" else "text")
     text_ranked = select(
         matched.c.id,
         func.row_number().over(order_by=(matched.c.rank.desc(), matched.c.id)).label("rank"),
@@ -309,6 +313,6 @@ def hybrid_statement(
     )
 
 
-def count_estimate_statement(node: FilterNode) -> Select[Any]:
+def count_estimate_statement(where: ColumnElement[bool]) -> Select[Any]:
     """``SELECT 1 FROM chunks WHERE <filter>``, for the planner's row estimate (EXPLAIN)."""
-    return select(literal(1)).select_from(chunks).where(compile_filter(node))
+    return select(literal(1)).select_from(chunks).where(where)

@@ -23,9 +23,9 @@ from pgsearch import (
     Store,
 )
 from pgsearch.cli import main
-from pgsearch.search.filters import parse_filter
+from pgsearch.search.filters import compile_filter, parse_filter
 from pgsearch.search.runner import Explain
-from pgsearch.search.statements import knob_params, vector_statement
+from pgsearch.search.statements import VectorPath, knob_params, vector_statement
 from pgsearch.types import Distance
 from pgsearch.vectors import register_binary_vectors
 
@@ -106,15 +106,12 @@ def test_fewer_matches_than_k_return_all_matches(store: Store) -> None:
     assert len(results) == 30
 
 
-def _plan(session: Session, path: str, where: dict[str, Any] | None) -> str:
+def _plan(session: Session, path: VectorPath, where: dict[str, Any] | None) -> str:
     register_binary_vectors(session.connection())
     settings = {"hnsw.ef_search": "40", "hnsw.iterative_scan": "relaxed_order"}
-    statement = vector_statement(
-        Distance.COSINE,
-        parse_filter(where),
-        path,
-        2 if path == "hnsw" else 0,  # type: ignore[arg-type]
-    )
+    node = parse_filter(where)
+    clause = compile_filter(node) if node is not None else None
+    statement = vector_statement(Distance.COSINE, clause, path, 2 if path == "hnsw" else 0)
     params = {"query_embedding": _query(), "limit": 10, **knob_params(settings)}
     return "\n".join(session.execute(Explain(statement), params).scalars())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, text
+from sqlalchemy import Engine, Select, text
 from sqlalchemy.orm import Session
 
 from pgsearch import (
@@ -187,8 +187,7 @@ def test_ef_search_does_not_leak_past_commit(engine, embedder: HashingEmbedder) 
 
 
 def test_vector_search_runs_in_autocommit_and_leaves_no_setting(
-    engine,
-    embedder: HashingEmbedder,  # type: ignore[no-untyped-def]
+    engine: Engine, embedder: HashingEmbedder
 ) -> None:
     with engine.connect() as conn:
         autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
