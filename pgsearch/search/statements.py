@@ -265,7 +265,16 @@ def text_statement(where: Filter) -> Select[Any]:
 
     Binds ``query_text``, ``text_config`` and ``limit``.
     """
-    leg = _text_leg(_clause(where), "text")
+    return _unfiltered_text_statement() if where is None else _text_statement(where)
+
+
+@cache
+def _unfiltered_text_statement() -> Select[Any]:
+    return _text_statement(true())
+
+
+def _text_statement(where: ColumnElement[bool]) -> Select[Any]:
+    leg = _text_leg(where, "text")
     return _joined(leg, leg.c.rank.label("score")).order_by(leg.c.rank.desc(), chunks.c.id)
 
 
@@ -282,12 +291,31 @@ def hybrid_statement(
     ``1 / (rrf_k + rank)`` per leg it appears in. Binds ``query_embedding``, ``query_text``,
     ``text_config``, ``limit`` (depth of each leg), ``rrf_k`` and ``k`` (rows returned).
     """
-    nearest = _vector_leg(distance, _clause(where), path, knobs_count)
+    if where is None:
+        return _unfiltered_hybrid_statement(distance, path, knobs_count, text_match)
+    return _hybrid_statement(distance, where, path, knobs_count, text_match)
+
+
+@cache
+def _unfiltered_hybrid_statement(
+    distance: Distance, path: VectorPath, knobs_count: int, text_match: TextMatch
+) -> Select[Any]:
+    return _hybrid_statement(distance, true(), path, knobs_count, text_match)
+
+
+def _hybrid_statement(
+    distance: Distance,
+    where: ColumnElement[bool],
+    path: VectorPath,
+    knobs_count: int,
+    text_match: TextMatch,
+) -> Select[Any]:
+    nearest = _vector_leg(distance, where, path, knobs_count)
     vector_ranked = select(
         nearest.c.id,
         func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),
     ).cte("vector_leg")
-    matched = _text_leg(_clause(where), "half" if text_match == "half" else "text")
+    matched = _text_leg(where, "half" if text_match == "half" else "text")
     text_ranked = select(
         matched.c.id,
         func.row_number().over(order_by=(matched.c.rank.desc(), matched.c.id)).label("rank"),
