@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from numpy.typing import NDArray
 
-from pgsearch.exceptions import InvalidSearchError
+from pgsearch.exceptions import InvalidFilterError, InvalidSearchError
 from pgsearch.fusion import DEFAULT_RRF_K
 from pgsearch.search.filters import FilterNode, parse_filter
 from pgsearch.types import SearchMode
@@ -102,6 +103,17 @@ class SearchOptions(TypedDict, total=False):
     text_match: TextMatch
 
 
+def _canonical(value: Any) -> str:
+    """A checked filter as canonical JSON: the key of the statements built for it."""
+    return json.dumps(
+        value,
+        sort_keys=True,
+        ensure_ascii=False,
+        allow_nan=False,
+        default=lambda item: dict(item) if isinstance(item, Mapping) else list(item),
+    )
+
+
 @dataclass(frozen=True)
 class SearchRequest:
     """A search, checked when it is made.
@@ -144,6 +156,7 @@ class SearchRequest:
     candidates: int | None = None
     text_match: TextMatch = "half"
     filter_node: FilterNode | None = field(init=False, repr=False, compare=False)
+    filter_key: str | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_query(self.query)
@@ -183,7 +196,15 @@ class SearchRequest:
             raise InvalidSearchError(f"exact must be true or false, got {self.exact!r}")
         if self.candidates is not None:
             _positive_int("candidates", self.candidates, 1, MAX_K)
-        object.__setattr__(self, "filter_node", parse_filter(self.filter))
+        given = self.filter
+        if isinstance(given, str):
+            try:
+                given = json.loads(given)
+            except ValueError as exc:
+                raise InvalidFilterError(f"the filter is not valid JSON ({exc})") from None
+        node = parse_filter(given)
+        object.__setattr__(self, "filter_node", node)
+        object.__setattr__(self, "filter_key", None if node is None else _canonical(given))
 
     @property
     def search_mode(self) -> SearchMode:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,8 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from pgsearch.embedders.base import Embedder, check_vectors
 from pgsearch.exceptions import ConfigurationError, translate_errors
-from pgsearch.search.filters import compile_filter
-from pgsearch.search.options import MAX_K, SearchRequest
+from pgsearch.search.filters import compile_filter, parse_filter
+from pgsearch.search.options import MAX_K, SearchRequest, TextMatch
 from pgsearch.search.results import SearchPath, SearchResult, SearchResults
 from pgsearch.search.statements import (
     VectorPath,
@@ -39,7 +40,7 @@ from pgsearch.search.statements import (
     vector_statement,
 )
 from pgsearch.store_config import StoreSettings, check_embedder
-from pgsearch.types import SearchMode
+from pgsearch.types import Distance, SearchMode
 from pgsearch.vectors import check_query_vector, register_binary_vectors
 
 __all__ = ["Explain", "estimate_rows", "query_vector", "run_search"]
@@ -77,11 +78,54 @@ def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
     return f"EXPLAIN ({element.explain_options}) " + compiler.process(element.statement, **kw)
 
 
-def estimate_rows(connection: Connection, where: ColumnElement[bool]) -> int:
-    """The planner's estimate of the chunks a compiled filter selects."""
-    plan: Any = connection.execute(
-        Explain(count_estimate_statement(where), "FORMAT JSON")
-    ).scalar_one()
+# Applications repeat a few filters (a tenant, a source, a language) with ever new queries, and
+# building a statement costs more than running it on a selective filter: built statements are
+# kept, keyed by the filter's canonical JSON (SearchRequest.filter_key) and their shape.
+_STATEMENTS = 1024
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _where(key: str | None) -> ColumnElement[bool] | None:
+    if key is None:
+        return None
+    node = parse_filter(json.loads(key))  # checked when the request was made
+    return None if node is None else compile_filter(node)
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _estimate_statement(key: str) -> Explain:
+    where = _where(key)
+    assert where is not None
+    return Explain(count_estimate_statement(where), "FORMAT JSON")
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _text_statement(key: str | None) -> Select[Any]:
+    return text_statement(_where(key))
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _vector_statement(
+    key: str | None, distance: Distance, path: VectorPath, knobs: int
+) -> Select[Any]:
+    return vector_statement(distance, _where(key), path, knobs)
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _hybrid_statement(
+    key: str | None, distance: Distance, path: VectorPath, knobs: int, text_match: TextMatch
+) -> Select[Any]:
+    return hybrid_statement(distance, _where(key), path, knobs, text_match)
+
+
+def estimate_rows(connection: Connection, filter_key: str) -> int:
+    """The planner's estimate of the chunks a filter selects.
+
+    Args:
+        connection: Where to ask.
+        filter_key: The filter's canonical JSON (:attr:`SearchRequest.filter_key`).
+    """
+    plan: Any = connection.execute(_estimate_statement(filter_key)).scalar_one()
     document = json.loads(plan) if isinstance(plan, str) else plan
     return int(document[0]["Plan"]["Plan Rows"])
 
@@ -157,11 +201,10 @@ def run_search(
         embedder: Embeds a query text for vector and hybrid modes (unless ``query_vector``).
     """
     mode = request.search_mode
-    node = request.filter_node
-    where = compile_filter(node) if node is not None else None
+    key = request.filter_key
     params: dict[str, Any] = {"text_config": store.text_config, "query_text": request.query}
     if mode is SearchMode.TEXT:
-        statement = text_statement(where)
+        statement = _text_statement(key)
 
         def fetch_text(limit: int, path: VectorPath) -> list[SearchResult]:
             rows = connection.execute(statement, {**params, "limit": limit}).all()
@@ -174,28 +217,22 @@ def run_search(
         register_binary_vectors(connection)
         estimate = None
         path: VectorPath = "exact" if request.exact else "hnsw"
-        if where is not None and not request.exact:
-            estimate = estimate_rows(connection, where)
+        if key is not None and not request.exact:
+            estimate = estimate_rows(connection, key)
             if estimate <= request.exact_threshold:
                 path = "exact"
 
-    statements: dict[tuple[VectorPath, int], Select[Any]] = {}
-
     def fetch(limit: int, leg_path: VectorPath) -> list[SearchResult]:
         depth = max(limit, request.depth) if mode is SearchMode.HYBRID else limit
-        settings = request.hnsw_settings(depth, filtered=where is not None)
+        settings = request.hnsw_settings(depth, filtered=key is not None)
         knobs = len(settings) if leg_path == "hnsw" else 0
         values = {**params, **knob_params(settings if knobs else {}), "limit": depth, "k": limit}
-        if mode is SearchMode.HYBRID:
+        if mode is SearchMode.VECTOR:
+            statement = _vector_statement(key, store.distance, leg_path, knobs)
+        else:
             values["rrf_k"] = request.rrf_k
-        key = (leg_path, knobs)
-        if key not in statements:  # built once per path, however often the search fetches
-            statements[key] = (
-                vector_statement(store.distance, where, leg_path, knobs)
-                if mode is SearchMode.VECTOR
-                else hybrid_statement(store.distance, where, leg_path, knobs, request.text_match)
-            )
-        return _rows_to_results(connection.execute(statements[key], values).all())
+            statement = _hybrid_statement(key, store.distance, leg_path, knobs, request.text_match)
+        return _rows_to_results(connection.execute(statement, values).all())
 
     return _complete(request, fetch, path, path, estimate)
 

@@ -19,7 +19,6 @@ cannot force one plan or the other:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -183,17 +182,7 @@ def vector_statement(
     distance: Distance, where: Filter, path: VectorPath, knobs_count: int
 ) -> Select[Any]:
     """Nearest chunks; binds ``query_embedding``, ``limit`` and :func:`knob_params`."""
-    if where is None:
-        # The hot path: built once per shape, since nothing in it depends on the request.
-        return _unfiltered_vector_statement(distance, path, knobs_count)
-    return _vector_statement(distance, where, path, knobs_count)
-
-
-@cache
-def _unfiltered_vector_statement(
-    distance: Distance, path: VectorPath, knobs_count: int
-) -> Select[Any]:
-    return _vector_statement(distance, true(), path, knobs_count)
+    return _vector_statement(distance, _clause(where), path, knobs_count)
 
 
 def _vector_statement(
@@ -265,16 +254,7 @@ def text_statement(where: Filter) -> Select[Any]:
 
     Binds ``query_text``, ``text_config`` and ``limit``.
     """
-    return _unfiltered_text_statement() if where is None else _text_statement(where)
-
-
-@cache
-def _unfiltered_text_statement() -> Select[Any]:
-    return _text_statement(true())
-
-
-def _text_statement(where: ColumnElement[bool]) -> Select[Any]:
-    leg = _text_leg(where, "text")
+    leg = _text_leg(_clause(where), "text")
     return _joined(leg, leg.c.rank.label("score")).order_by(leg.c.rank.desc(), chunks.c.id)
 
 
@@ -291,16 +271,7 @@ def hybrid_statement(
     ``1 / (rrf_k + rank)`` per leg it appears in. Binds ``query_embedding``, ``query_text``,
     ``text_config``, ``limit`` (depth of each leg), ``rrf_k`` and ``k`` (rows returned).
     """
-    if where is None:
-        return _unfiltered_hybrid_statement(distance, path, knobs_count, text_match)
-    return _hybrid_statement(distance, where, path, knobs_count, text_match)
-
-
-@cache
-def _unfiltered_hybrid_statement(
-    distance: Distance, path: VectorPath, knobs_count: int, text_match: TextMatch
-) -> Select[Any]:
-    return _hybrid_statement(distance, true(), path, knobs_count, text_match)
+    return _hybrid_statement(distance, _clause(where), path, knobs_count, text_match)
 
 
 def _hybrid_statement(
