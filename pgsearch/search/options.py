@@ -138,6 +138,8 @@ class SearchRequest:
         rrf_k: Reciprocal rank fusion constant (hybrid).
         candidates: Depth of each hybrid leg (default ``max(4 * k, 40)``).
         text_match: Hybrid's keyword leg: chunks with ``half`` the query's words, or ``all``.
+        filter_node: The parsed filter (``None``: no filter).
+        filter_key: The filter as canonical JSON, which keys the statements built for it.
     """
 
     query: str | None = None
