@@ -21,10 +21,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ClauseElement, ColumnElement, Connection, Executable, Select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy import ColumnElement, Connection, Select
 
 from pgsearch.embedders.base import Embedder, check_vectors
 from pgsearch.exceptions import ConfigurationError, translate_errors
@@ -32,6 +29,7 @@ from pgsearch.search.filters import compile_filter, parse_filter
 from pgsearch.search.options import MAX_K, SearchRequest, TextMatch
 from pgsearch.search.results import SearchPath, SearchResult, SearchResults
 from pgsearch.search.statements import (
+    Explain,
     VectorPath,
     count_estimate_statement,
     hybrid_statement,
@@ -43,39 +41,10 @@ from pgsearch.store_config import StoreSettings, check_embedder
 from pgsearch.types import Distance, SearchMode
 from pgsearch.vectors import check_query_vector, register_binary_vectors
 
-__all__ = ["Explain", "estimate_rows", "query_vector", "run_search"]
+__all__ = ["estimate_rows", "query_vector", "run_search"]
 
 # How much deeper each retry of a document-grouped search fetches.
 _GROWTH = 4
-
-
-class Explain(Executable, ClauseElement):
-    """``EXPLAIN (<options>) <statement>``, with the statement's own bound parameters.
-
-    Args:
-        statement: The statement to explain.
-        options: EXPLAIN options from a fixed set, e.g. ``"FORMAT JSON"`` or ``"ANALYZE"``.
-    """
-
-    inherit_cache = True
-    _traverse_internals = [  # noqa: RUF012  (SQLAlchemy's own declaration style)
-        ("statement", InternalTraversal.dp_clauseelement),
-        ("explain_options", InternalTraversal.dp_string),
-    ]
-    # The plan comes back as one untyped column: nothing for a cached result to adapt.
-    _all_selected_columns: tuple[()] = ()
-    _OPTIONS = frozenset({"FORMAT JSON", "FORMAT TEXT", "ANALYZE", "ANALYZE, BUFFERS"})
-
-    def __init__(self, statement: Select[Any], options: str = "FORMAT TEXT") -> None:
-        if options not in self._OPTIONS:
-            raise ValueError(f"unsupported EXPLAIN options {options!r}")
-        self.statement = statement
-        self.explain_options = options
-
-
-@compiles(Explain)
-def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"EXPLAIN ({element.explain_options}) " + compiler.process(element.statement, **kw)
 
 
 # Applications repeat a few filters (a tenant, a source, a language) with ever new queries, and

@@ -23,7 +23,9 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     BindParameter,
+    ClauseElement,
     ColumnElement,
+    Executable,
     FromClause,
     Integer,
     Select,
@@ -36,6 +38,9 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from pgsearch.models import Chunk, Document
 from pgsearch.search.filters import FilterNode as FilterNode
@@ -43,6 +48,7 @@ from pgsearch.types import Distance
 from pgsearch.vectors import VectorParam
 
 __all__ = [
+    "Explain",
     "VectorPath",
     "count_estimate_statement",
     "hybrid_statement",
@@ -315,3 +321,32 @@ def _hybrid_statement(
 def count_estimate_statement(where: ColumnElement[bool]) -> Select[Any]:
     """``SELECT 1 FROM chunks WHERE <filter>``, for the planner's row estimate (EXPLAIN)."""
     return select(literal(1)).select_from(chunks).where(where)
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN (<options>) <statement>``, with the statement's own bound parameters.
+
+    Args:
+        statement: The statement to explain.
+        options: EXPLAIN options from a fixed set, e.g. ``"FORMAT JSON"`` or ``"ANALYZE"``.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [  # noqa: RUF012  (SQLAlchemy's own declaration style)
+        ("statement", InternalTraversal.dp_clauseelement),
+        ("explain_options", InternalTraversal.dp_string),
+    ]
+    # The plan comes back as one untyped column: nothing for a cached result to adapt.
+    _all_selected_columns: tuple[()] = ()
+    _OPTIONS = frozenset({"FORMAT JSON", "FORMAT TEXT", "ANALYZE", "ANALYZE, BUFFERS"})
+
+    def __init__(self, statement: Select[Any], options: str = "FORMAT TEXT") -> None:
+        if options not in self._OPTIONS:
+            raise ValueError(f"unsupported EXPLAIN options {options!r}")
+        self.statement = statement
+        self.explain_options = options
+
+
+@compiles(Explain)
+def _compile_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXPLAIN ({element.explain_options}) " + compiler.process(element.statement, **kw)

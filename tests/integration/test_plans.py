@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from pgsearch import DocumentInput, HashingEmbedder, Store
 from pgsearch.indexes import after_bulk_write
-from pgsearch.search.runner import Explain
 from pgsearch.search.statements import (
+    Explain,
     hybrid_statement,
     knob_params,
     text_statement,

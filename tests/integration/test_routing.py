@@ -24,8 +24,7 @@ from pgsearch import (
 )
 from pgsearch.cli import main
 from pgsearch.search.filters import compile_filter, parse_filter
-from pgsearch.search.runner import Explain
-from pgsearch.search.statements import VectorPath, knob_params, vector_statement
+from pgsearch.search.statements import Explain, VectorPath, knob_params, vector_statement
 from pgsearch.types import Distance
 from pgsearch.vectors import register_binary_vectors
 

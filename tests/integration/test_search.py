@@ -16,8 +16,8 @@ from pgsearch import (
     SearchRepository,
     reciprocal_rank_fusion,
 )
-from pgsearch.search.runner import Explain
 from pgsearch.search.statements import (
+    Explain,
     hybrid_statement,
     keyword_leg,
     knob_params,
