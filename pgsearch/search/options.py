@@ -220,8 +220,7 @@ class SearchRequest:
         to reach the fused top ``k`` (default ``max(4 * k, 40)``, at most 1000)."""
         if self.candidates is None:
             return max(min(max(4 * self.k, 40), MAX_K), self.k)
-        _positive_int("candidates", self.candidates, 1, MAX_K)
-        return max(self.candidates, self.k)
+        return max(self.candidates, self.k)  # checked when the request was made
 
     def hnsw_settings(self, limit: int, *, filtered: bool) -> dict[str, str]:
         """``hnsw.*`` settings for an HNSW leg that fetches ``limit`` rows."""
