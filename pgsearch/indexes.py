@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from pgsearch.exceptions import PgSearchError
+from pgsearch.search.estimates import forget_estimates
 from pgsearch.search.filters import metadata_path
 
 __all__ = [
@@ -62,6 +63,7 @@ def after_bulk_write(session: Session) -> None:
             # Only the index owner may merge; autovacuum will, later. The data is written.
             _log.warning("cannot merge the pending list of %s: not its owner", index)
     session.execute(text("ANALYZE pgsearch.documents, pgsearch.chunks"))
+    forget_estimates(session.connection().engine)  # routing reads the new statistics
 
 
 def metadata_index_name(key: str) -> str:

@@ -4,6 +4,8 @@
 * :mod:`~pgsearch.search.filters`: the filter language, parsed and compiled to clauses.
 * :mod:`~pgsearch.search.statements`: the SQLAlchemy Core statements of each mode and path.
 * :mod:`~pgsearch.search.runner`: routing (exact or HNSW) and the never-short guarantee.
+* :mod:`~pgsearch.search.estimates`: the planner's row estimates that routing reads.
+* :mod:`~pgsearch.search.prepared`: built statements, kept per filter and shape.
 * :mod:`~pgsearch.search.results`: :class:`SearchResult` and :class:`SearchResults`.
 """
 

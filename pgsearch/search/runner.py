@@ -14,89 +14,31 @@ are fetched deeper until ``k`` documents are found or every matching chunk was s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, Connection, Select
+from sqlalchemy import Connection
 
 from pgsearch.embedders.base import Embedder, check_vectors
 from pgsearch.exceptions import ConfigurationError, translate_errors
-from pgsearch.search.filters import compile_filter, parse_filter
-from pgsearch.search.options import MAX_K, SearchRequest, TextMatch
+from pgsearch.search import prepared
+from pgsearch.search.estimates import estimate_rows
+from pgsearch.search.options import MAX_K, SearchRequest
 from pgsearch.search.results import SearchPath, SearchResult, SearchResults
 from pgsearch.search.statements import (
-    Explain,
     VectorPath,
-    count_estimate_statement,
-    hybrid_statement,
     knob_params,
-    text_statement,
-    vector_statement,
 )
 from pgsearch.store_config import StoreSettings, check_embedder
-from pgsearch.types import Distance, SearchMode
+from pgsearch.types import SearchMode
 from pgsearch.vectors import check_query_vector, register_binary_vectors
 
-__all__ = ["estimate_rows", "query_vector", "run_search"]
+__all__ = ["query_vector", "run_search"]
 
 # How much deeper each retry of a document-grouped search fetches.
 _GROWTH = 4
-
-
-# Applications repeat a few filters (a tenant, a source, a language) with ever new queries, and
-# building a statement costs more than running it on a selective filter: built statements are
-# kept, keyed by the filter's canonical JSON (SearchRequest.filter_key) and their shape.
-_STATEMENTS = 1024
-
-
-@lru_cache(maxsize=_STATEMENTS)
-def _where(key: str | None) -> ColumnElement[bool] | None:
-    if key is None:
-        return None
-    node = parse_filter(json.loads(key))  # checked when the request was made
-    return None if node is None else compile_filter(node)
-
-
-@lru_cache(maxsize=_STATEMENTS)
-def _estimate_statement(key: str) -> Explain:
-    where = _where(key)
-    assert where is not None
-    return Explain(count_estimate_statement(where), "FORMAT JSON")
-
-
-@lru_cache(maxsize=_STATEMENTS)
-def _text_statement(key: str | None) -> Select[Any]:
-    return text_statement(_where(key))
-
-
-@lru_cache(maxsize=_STATEMENTS)
-def _vector_statement(
-    key: str | None, distance: Distance, path: VectorPath, knobs: int
-) -> Select[Any]:
-    return vector_statement(distance, _where(key), path, knobs)
-
-
-@lru_cache(maxsize=_STATEMENTS)
-def _hybrid_statement(
-    key: str | None, distance: Distance, path: VectorPath, knobs: int, text_match: TextMatch
-) -> Select[Any]:
-    return hybrid_statement(distance, _where(key), path, knobs, text_match)
-
-
-def estimate_rows(connection: Connection, filter_key: str) -> int:
-    """The planner's estimate of the chunks a filter selects.
-
-    Args:
-        connection: Where to ask.
-        filter_key: The filter's canonical JSON (:attr:`SearchRequest.filter_key`).
-    """
-    plan: Any = connection.execute(_estimate_statement(filter_key)).scalar_one()
-    document = json.loads(plan) if isinstance(plan, str) else plan
-    return int(document[0]["Plan"]["Plan Rows"])
 
 
 def _rows_to_results(rows: Sequence[Any]) -> list[SearchResult]:
@@ -173,7 +115,7 @@ def run_search(
     key = request.filter_key
     params: dict[str, Any] = {"text_config": store.text_config, "query_text": request.query}
     if mode is SearchMode.TEXT:
-        statement = _text_statement(key)
+        statement = prepared.text(key)
 
         def fetch_text(limit: int, path: VectorPath) -> list[SearchResult]:
             rows = connection.execute(statement, {**params, "limit": limit}).all()
@@ -197,10 +139,10 @@ def run_search(
         knobs = len(settings) if leg_path == "hnsw" else 0
         values = {**params, **knob_params(settings if knobs else {}), "limit": depth, "k": limit}
         if mode is SearchMode.VECTOR:
-            statement = _vector_statement(key, store.distance, leg_path, knobs)
+            statement = prepared.vector(key, store.distance, leg_path, knobs)
         else:
             values["rrf_k"] = request.rrf_k
-            statement = _hybrid_statement(key, store.distance, leg_path, knobs, request.text_match)
+            statement = prepared.hybrid(key, store.distance, leg_path, knobs, request.text_match)
         return _rows_to_results(connection.execute(statement, values).all())
 
     return _complete(request, fetch, path, path, estimate)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from sqlalchemy import URL, create_engine, text
+from sqlalchemy import URL, create_engine, event, text
 from sqlalchemy.orm import Session
 
 from pgsearch import (
@@ -265,3 +265,25 @@ def test_a_dead_pooled_connection_is_replaced_without_a_pre_ping(store: Store) -
     ) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     assert len(store.search(query_vector=_query(), k=3)) == 3
+
+
+def test_estimates_are_kept_for_a_repeated_filter_until_statistics_change(store: Store) -> None:
+    explained: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("EXPLAIN"):
+            explained.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        where = {"kind": "rare", "n": {"$lt": 2500}}
+        for i in range(3):
+            assert store.search(query_vector=_query(i), k=5, filter=where).path == "exact"
+        assert len(explained) == 1  # one EXPLAIN for three searches with the same filter
+        store.search(query_vector=_query(), k=5, filter={"kind": "rare", "n": {"$lt": 2400}})
+        assert len(explained) == 2  # another value is another filter
+        store.optimize()  # ANALYZE: the planner's statistics changed
+        store.search(query_vector=_query(), k=5, filter=where)
+        assert len(explained) == 3
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)

@@ -1,0 +1,68 @@
+"""Built statements, kept per filter and shape in bounded LRU caches.
+
+Applications repeat a few filters (a tenant, a source, a language) with ever new queries, and
+building a SQLAlchemy statement costs more than running it on a selective filter. Statements are
+keyed by the filter's canonical JSON (:attr:`SearchRequest.filter_key
+<pgsearch.search.options.SearchRequest.filter_key>`) and their shape; values other than the
+filter's are bound at execution.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select
+
+from pgsearch.search.filters import compile_filter, parse_filter
+from pgsearch.search.options import TextMatch
+from pgsearch.search.statements import (
+    Explain,
+    VectorPath,
+    count_estimate_statement,
+    hybrid_statement,
+    text_statement,
+    vector_statement,
+)
+from pgsearch.types import Distance
+
+__all__ = ["estimate_statement", "hybrid", "text", "vector"]
+
+_SIZE = 1024
+
+
+@lru_cache(maxsize=_SIZE)
+def _where(key: str | None) -> ColumnElement[bool] | None:
+    if key is None:
+        return None
+    node = parse_filter(json.loads(key))  # checked when the request was made
+    return None if node is None else compile_filter(node)
+
+
+@lru_cache(maxsize=_SIZE)
+def estimate_statement(key: str) -> Explain:
+    """``EXPLAIN (FORMAT JSON)`` of the chunks the filter ``key`` selects."""
+    where = _where(key)
+    assert where is not None
+    return Explain(count_estimate_statement(where), "FORMAT JSON")
+
+
+@lru_cache(maxsize=_SIZE)
+def text(key: str | None) -> Select[Any]:
+    """Text mode's statement for the filter ``key`` (``None``: no filter)."""
+    return text_statement(_where(key))
+
+
+@lru_cache(maxsize=_SIZE)
+def vector(key: str | None, distance: Distance, path: VectorPath, knobs: int) -> Select[Any]:
+    """Vector mode's statement for the filter ``key``, path and number of knobs."""
+    return vector_statement(distance, _where(key), path, knobs)
+
+
+@lru_cache(maxsize=_SIZE)
+def hybrid(
+    key: str | None, distance: Distance, path: VectorPath, knobs: int, text_match: TextMatch
+) -> Select[Any]:
+    """Hybrid mode's statement for the filter ``key``, path, knobs and keyword match."""
+    return hybrid_statement(distance, _where(key), path, knobs, text_match)
