@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pgsearch.chunking import ChunkingOptions, TextChunk, chunk_text
 from pgsearch.embedders.base import Embedder, check_vectors
-from pgsearch.exceptions import DocumentExistsError, InvalidDocumentError, translate_errors
+from pgsearch.exceptions import (
+    DocumentExistsError,
+    EmbeddingMismatchError,
+    InvalidDocumentError,
+    translate_errors,
+)
 from pgsearch.store_config import StoreSettings
-from pgsearch.types import vector_literal
+from pgsearch.types import Distance, vector_literal
 
 __all__ = [
     "DocumentInput",
@@ -70,15 +77,47 @@ def content_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether a JSON value holds NUL in a key or string (jsonb refuses \\u0000 like text)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
+# The unique B-tree index on external_id holds entries of at most about 2,700 bytes; a key of
+# 1 KB is plenty for a path, a URL or a primary key, and is refused before the first write.
+MAX_ID_BYTES = 1024
+# jsonb nests deeply, but a filter reaches a value by a path of keys: 64 levels is generous.
+MAX_METADATA_DEPTH = 64
+# Characters that show nothing: whitespace, and format characters (zero-width space, joiners,
+# word joiner, byte order mark). A text made only of these cannot be searched.
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def _has_text(value: str) -> bool:
+    return any(not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE for ch in value)
+
+
+def _check_metadata(metadata: Mapping[str, Any], where: str) -> None:
+    """Keys are strings, strings hold no NUL, nesting is bounded; iterative, so no depth
+    of input can exhaust Python's stack."""
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidDocumentError(
+                f"{where}: its metadata is nested more than {MAX_METADATA_DEPTH} levels deep"
+            )
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidDocumentError(
+                    f"{where}: its metadata contains a NUL character, which PostgreSQL text "
+                    "cannot hold; strip it first"
+                )
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidDocumentError(
+                        f"{where}: metadata keys must be strings, got {key!r} (JSON would turn "
+                        "it into a string and could merge it with another key)"
+                    )
+                stack.append((key, depth))
+                stack.append((item, depth + 1))
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def _validate(doc: DocumentInput) -> str:
@@ -87,31 +126,38 @@ def _validate(doc: DocumentInput) -> str:
         raise InvalidDocumentError(
             f"document id {doc.external_id!r} is empty: give every document a key"
         )
-    where = f"document {doc.external_id!r}"
-    if not isinstance(doc.content, str) or not doc.content.strip():
+    shown = doc.external_id if len(doc.external_id) <= 80 else doc.external_id[:77] + "..."
+    where = f"document {shown!r}"
+    if not isinstance(doc.content, str) or not _has_text(doc.content):
         raise InvalidDocumentError(f"{where} has no text: empty documents cannot be searched")
     if doc.title is not None and not isinstance(doc.title, str):
         raise InvalidDocumentError(f"{where}: title must be a string")
     if not isinstance(doc.metadata, Mapping):
         raise InvalidDocumentError(f"{where}: metadata must be a JSON object (a dict)")
+    _check_metadata(doc.metadata, where)
     try:
         metadata_json = json.dumps(dict(doc.metadata), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidDocumentError(f"{where}: metadata is not JSON-serialisable ({exc})") from exc
     fields = (("id", doc.external_id), ("text", doc.content), ("title", doc.title or ""))
-    for name, value in (*fields, ("metadata", metadata_json)):
-        # json.dumps writes NUL as \u0000, which jsonb refuses too: look in the values.
-        if "\x00" in value if name != "metadata" else _has_nul(doc.metadata):
+    for name, value in fields:
+        if "\x00" in value:
             raise InvalidDocumentError(
                 f"{where}: its {name} contains a NUL character, which PostgreSQL text "
                 "cannot hold; strip it first"
             )
+    for name, value in (*fields, ("metadata", metadata_json)):
         try:
-            value.encode("utf-8")
+            encoded = value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise InvalidDocumentError(
                 f"{where}: its {name} is not valid Unicode ({exc.reason})"
             ) from exc
+        if name == "id" and len(encoded) > MAX_ID_BYTES:
+            raise InvalidDocumentError(
+                f"{where}: its id is {len(encoded):,} bytes, more than {MAX_ID_BYTES:,}: use a "
+                "shorter key (a hash of a long one, say)"
+            )
     return metadata_json
 
 
@@ -260,11 +306,22 @@ def _embed(embedder: Embedder, store: StoreSettings, batch: list[_Pending]) -> l
     texts = [chunk.text for item in batch for chunk in item.chunks]
     if not texts:  # not every embedder accepts an empty batch
         return []
-    return list(
-        check_vectors(
-            embedder.embed_documents(texts), len(texts), store.embedding_dim, embedder.name
-        )
+    vectors = check_vectors(
+        embedder.embed_documents(texts), len(texts), store.embedding_dim, embedder.name
     )
+    if store.distance is Distance.COSINE:
+        zero = np.flatnonzero(~vectors.any(axis=1))
+        if zero.size:
+            owners = [
+                (item.doc.external_id, chunk.position) for item in batch for chunk in item.chunks
+            ]
+            external_id, position = owners[int(zero[0])]
+            raise EmbeddingMismatchError(
+                f"embedder {embedder.name} returned an all-zero vector for chunk {position} of "
+                f"document {external_id!r} ({zero.size} in all): cosine distance is undefined "
+                "for it, and every search would score it NaN"
+            )
+    return list(vectors)
 
 
 def _write_document_rows(

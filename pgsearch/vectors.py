@@ -60,11 +60,14 @@ def register_binary_vectors(connection: Connection) -> None:
     connection.info[_REGISTERED] = True
 
 
-def check_query_vector(value: Sequence[float] | NDArray[Any], dim: int) -> NDArray[np.float32]:
+def check_query_vector(
+    value: Sequence[float] | NDArray[Any], dim: int, *, cosine: bool = False
+) -> NDArray[np.float32]:
     """The query vector as a float32 array, checked for shape, dimension and finiteness.
 
     Raises:
-        EmbeddingMismatchError: Wrong dimension, not one-dimensional, or NaN / infinity.
+        EmbeddingMismatchError: Wrong dimension, not one-dimensional, NaN / infinity, or
+            all-zero when ``cosine`` (cosine distance to a zero vector is undefined).
     """
     try:
         array = np.asarray(value, dtype=np.float32)
@@ -83,4 +86,8 @@ def check_query_vector(value: Sequence[float] | NDArray[Any], dim: int) -> NDArr
         )
     if not np.isfinite(array).all():
         raise EmbeddingMismatchError("the query vector holds NaN or infinity")
+    if cosine and not array.any():
+        raise EmbeddingMismatchError(
+            "the query vector is all-zero: cosine distance to it is undefined (every score NaN)"
+        )
     return array

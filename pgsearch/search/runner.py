@@ -32,7 +32,7 @@ from pgsearch.search.statements import (
     knob_params,
 )
 from pgsearch.store_config import StoreSettings, check_embedder
-from pgsearch.types import SearchMode
+from pgsearch.types import Distance, SearchMode
 from pgsearch.vectors import check_query_vector, register_binary_vectors
 
 __all__ = ["query_vector", "run_search"]
@@ -80,8 +80,9 @@ def query_vector(
         ConfigurationError: A query text to embed and no embedder.
         EmbeddingMismatchError: The vector or embedder does not match the store.
     """
+    cosine = store.distance is Distance.COSINE
     if request.query_vector is not None:
-        return check_query_vector(request.query_vector, store.embedding_dim)
+        return check_query_vector(request.query_vector, store.embedding_dim, cosine=cosine)
     if embedder is None:
         raise ConfigurationError(
             f"{request.search_mode.value} search of a query text needs an embedder: give one, "
@@ -94,7 +95,7 @@ def query_vector(
         store.embedding_dim,
         embedder.name,
     )
-    return check_query_vector(vector[0], store.embedding_dim)
+    return check_query_vector(vector[0], store.embedding_dim, cosine=cosine)
 
 
 def run_search(

@@ -1,0 +1,94 @@
+"""Defects of the write path found by hostile input (issue 12): each is refused, nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import URL, text
+from sqlalchemy.orm import Session
+
+from pgsearch import (
+    DocumentInput,
+    DocumentRepository,
+    EmbeddingMismatchError,
+    HashingEmbedder,
+    InvalidDocumentError,
+    SearchRepository,
+)
+from pgsearch.cli import main
+from pgsearch.embedders.base import Vectors
+
+
+def _counts(session: Session) -> tuple[int, int]:
+    row = session.execute(
+        text(
+            "SELECT (SELECT count(*) FROM pgsearch.documents),"
+            " (SELECT count(*) FROM pgsearch.chunks)"
+        )
+    ).one()
+    return row[0], row[1]
+
+
+def test_an_over_long_id_stops_the_cli_ingest_before_any_write(
+    make_database: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url: URL = make_database()
+    base = ["--database-url", url.render_as_string(hide_password=False), "--embedder", "hashing:64"]
+    assert main([*base, "migrate"]) == 0
+    lines = [json.dumps({"id": f"doc-{i}", "text": f"document number {i}"}) for i in range(100)]
+    lines.append(json.dumps({"id": "x" * 3000, "text": "a document with a very long id"}))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert main([*base, "ingest", str(corpus), "--batch-size", "10", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "id is 3,000 bytes" in err and "Traceback" not in err
+    assert main([*base, "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 0
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (DocumentInput("deep", "text", metadata=_nested(900)), "nested"),
+        (DocumentInput("keys", "text", metadata={1: "a", "1": "b"}), "keys must be strings"),
+        (DocumentInput("zw", "\u200b\u200b \u200b"), "has no text"),
+        (DocumentInput("bom", "\ufeff\u2060"), "has no text"),
+        (DocumentInput("x" * 3000, "text"), "bytes"),
+    ],
+    ids=["deep-metadata", "colliding-keys", "zero-width", "format-only", "long-id"],
+)
+def test_hostile_documents_write_nothing(
+    session: Session, embedder: HashingEmbedder, bad: DocumentInput, message: str
+) -> None:
+    good = DocumentInput("good", "a good document")
+    with pytest.raises(InvalidDocumentError, match=message):
+        DocumentRepository(session, embedder).upsert([good, bad])
+    assert _counts(session) == (0, 0)
+
+
+class ZeroEmbedder(HashingEmbedder):
+    def embed_documents(self, texts: Any) -> Vectors:
+        return np.zeros((len(texts), 64), dtype=np.float32)
+
+
+def test_all_zero_vectors_are_refused_in_a_cosine_store(
+    session: Session, embedder: HashingEmbedder
+) -> None:
+    with pytest.raises(EmbeddingMismatchError, match="all-zero"):
+        DocumentRepository(session, ZeroEmbedder(64)).add([DocumentInput("a", "some text")])
+    assert _counts(session) == (0, 0)
+    DocumentRepository(session, embedder).add([DocumentInput("a", "some text")])
+    with pytest.raises(EmbeddingMismatchError, match="all-zero"):
+        SearchRepository(session).search(query_vector=np.zeros(64))
