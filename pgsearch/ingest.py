@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pgvector import Vector
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -27,7 +28,8 @@ from pgsearch.exceptions import (
     translate_errors,
 )
 from pgsearch.store_config import StoreSettings
-from pgsearch.types import Distance, vector_literal
+from pgsearch.types import Distance
+from pgsearch.vectors import register_binary_vectors
 
 __all__ = [
     "DocumentInput",
@@ -242,18 +244,44 @@ _SYNC_CHUNK_METADATA = text(
     """
 )
 
+# Chunks travel by binary COPY (pgvector's binary format for the vectors) into a temporary
+# staging table of this connection, then one set-based INSERT moves them. The staging table is
+# scratch space of the session, not schema: it is created on first use, emptied before every
+# batch and at commit, and never outlives the connection.
+_STAGING_COLUMNS = ("document_id", "position", "content", "content_hash", "embedding")
+_STAGING_TYPES = ("int8", "int4", "text", "text", "vector")
+_CREATE_STAGING = text(
+    "CREATE TEMPORARY TABLE IF NOT EXISTS pgsearch_chunk_staging ("
+    " document_id bigint, position integer, content text, content_hash text, embedding vector"
+    ") ON COMMIT DELETE ROWS"
+)
+_EMPTY_STAGING = text("TRUNCATE pg_temp.pgsearch_chunk_staging")
+_COPY_STAGING = (
+    "COPY pg_temp.pgsearch_chunk_staging (document_id, position, content, content_hash, embedding)"
+    " FROM STDIN (FORMAT BINARY)"
+)
 _INSERT_CHUNKS = text(
     """
     INSERT INTO pgsearch.chunks (document_id, position, content, content_hash, metadata, embedding)
-    SELECT chunk.document_id, chunk.position, chunk.content, chunk.content_hash, d.metadata,
-           chunk.embedding
-    FROM unnest(
-        CAST(:document_ids AS bigint[]), CAST(:positions AS integer[]),
-        CAST(:contents AS text[]), CAST(:hashes AS text[]), CAST(:embeddings AS vector[]))
-        AS chunk(document_id, position, content, content_hash, embedding)
-    JOIN pgsearch.documents AS d ON d.id = chunk.document_id
+    SELECT s.document_id, s.position, s.content, s.content_hash, d.metadata, s.embedding
+    FROM pg_temp.pgsearch_chunk_staging AS s
+    JOIN pgsearch.documents AS d ON d.id = s.document_id
     """
 )
+
+
+def _copy_chunks(session: Session, rows: Iterable[tuple[int, int, str, str, Any]]) -> None:
+    """Stream chunk rows into the staging table by binary COPY, then insert them."""
+    connection = session.connection()
+    register_binary_vectors(connection)
+    session.execute(_CREATE_STAGING)
+    session.execute(_EMPTY_STAGING)
+    dbapi: Any = connection.connection.dbapi_connection
+    with dbapi.cursor() as cursor, cursor.copy(_COPY_STAGING) as copy:
+        copy.set_types(list(_STAGING_TYPES))
+        for document_id, position, content, chunk_hash, vector in rows:
+            copy.write_row((document_id, position, content, chunk_hash, Vector(vector)))
+    session.execute(_INSERT_CHUNKS)
 
 
 @dataclass(frozen=True)
@@ -417,15 +445,15 @@ def write_documents(
                 (ids[item.doc.external_id], chunk) for item in changed for chunk in item.chunks
             ]
             if chunk_rows:
-                session.execute(
-                    _INSERT_CHUNKS,
-                    {
-                        "document_ids": [document_id for document_id, _ in chunk_rows],
-                        "positions": [chunk.position for _, chunk in chunk_rows],
-                        "contents": [chunk.text for _, chunk in chunk_rows],
-                        "hashes": [h for item in changed for h in item.chunk_hashes],
-                        "embeddings": [vector_literal(v) for v in vectors],
-                    },
+                hashes = [h for item in changed for h in item.chunk_hashes]
+                _copy_chunks(
+                    session,
+                    (
+                        (document_id, chunk.position, chunk.text, chunk_hash, vector)
+                        for (document_id, chunk), chunk_hash, vector in zip(
+                            chunk_rows, hashes, vectors, strict=True
+                        )
+                    ),
                 )
     updated |= {item.doc.external_id for item in changed} - inserted
     return IngestSummary(

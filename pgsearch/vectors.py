@@ -55,6 +55,7 @@ def register_binary_vectors(connection: Connection) -> None:
         raise ExtensionMissingError(
             "this database has no pgvector `vector` type: run `pgsearch migrate` first"
         )
+    info.register(dbapi_connection)  # COPY ... set_types(["vector"]) finds the type by name
     dumper = type("PgsearchVectorDumper", (VectorBinaryDumper,), {"oid": info.oid})
     dbapi_connection.adapters.register_dumper(Vector, dumper)
     connection.info[_REGISTERED] = True
