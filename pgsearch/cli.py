@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
 from pgsearch.config import Settings
 from pgsearch.database import describe_url, normalize_url
+from pgsearch.embedding_cache import cache_status, clear_cache
 from pgsearch.exceptions import PgSearchError, database_error
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
 from pgsearch.ingest import IngestSummary, validate_documents
@@ -101,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="say which path served the vector leg, and why"
     )
     search.add_argument("--json", action="store_true", help="print results as JSON")
+
+    cache = commands.add_parser("cache", help="the embedding cache: status or clear")
+    cache.add_argument("action", choices=["status", "clear"])
+    cache.add_argument("--model", help="clear only this model's vectors")
+    cache.add_argument("--json", action="store_true", help="print the status as JSON")
 
     index = commands.add_parser(
         "index",
@@ -271,6 +277,20 @@ def _status(store: Store, args: argparse.Namespace) -> None:
         print("run `pgsearch migrate` to create the pgsearch schema")
 
 
+def _cache(store: Store, args: argparse.Namespace) -> None:
+    with store.session() as session:
+        if args.action == "clear":
+            print(f"removed {clear_cache(session, args.model):,} cached vectors")
+            return
+        models = cache_status(session)
+    if args.json:
+        print(json.dumps([vars(model) for model in models], indent=2))
+    elif not models:
+        print("the embedding cache is empty")
+    for model in models if not args.json else []:
+        print(f"{model.model}: {model.rows:,} vectors, {model.bytes / 2**20:,.1f} MiB")
+
+
 def _index(store: Store, args: argparse.Namespace) -> None:
     if args.drop:
         print(f"dropped index pgsearch.{drop_metadata_index(store.engine, args.key)}")
@@ -289,6 +309,7 @@ _COMMANDS = {
     "ingest": _ingest,
     "search": _search,
     "index": _index,
+    "cache": _cache,
     "status": _status,
     "demo": _demo,
 }

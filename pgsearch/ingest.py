@@ -14,21 +14,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from pgvector import Vector
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pgsearch.chunking import ChunkingOptions, TextChunk, chunk_text
-from pgsearch.embedders.base import Embedder, check_vectors
+from pgsearch.embedders.base import Embedder
+from pgsearch.embedding_cache import Wanted, vectors_for
 from pgsearch.exceptions import (
     DocumentExistsError,
-    EmbeddingMismatchError,
     InvalidDocumentError,
     translate_errors,
 )
 from pgsearch.store_config import StoreSettings
-from pgsearch.types import Distance
 from pgsearch.vectors import register_binary_vectors
 
 __all__ = [
@@ -185,11 +183,13 @@ def validate_documents(documents: Iterable[DocumentInput]) -> list[DocumentInput
     return [doc for doc, _ in _prepare(documents)]
 
 
-_LOCK_STORED = text(
+_STORED = (
     "SELECT id, external_id FROM pgsearch.documents"
     " WHERE external_id = ANY(CAST(:external_ids AS text[]))"
-    ' ORDER BY external_id COLLATE "C" FOR UPDATE'
+    ' ORDER BY external_id COLLATE "C"'
 )
+_READ_STORED = text(_STORED)
+_LOCK_STORED = text(_STORED + " FOR UPDATE")
 
 _STORED_CHUNK_HASHES = text(
     "SELECT document_id, content_hash FROM pgsearch.chunks"
@@ -315,12 +315,16 @@ def _pending(
     return sorted(pending, key=lambda item: item.doc.external_id)
 
 
-def _lock_stored(session: Session, batch: list[_Pending]) -> dict[str, tuple[int, list[str]]]:
-    """Lock the batch's stored documents; return ``external_id -> (id, chunk hashes)``."""
+def _stored(
+    session: Session, batch: list[_Pending], *, lock: bool
+) -> dict[str, tuple[int, list[str]]]:
+    """The batch's stored documents as ``external_id -> (id, chunk hashes)``; with ``lock``,
+    locked ``FOR UPDATE`` in one order for every writer."""
     ids = {
         row.external_id: row.id
         for row in session.execute(
-            _LOCK_STORED, {"external_ids": [item.doc.external_id for item in batch]}
+            _LOCK_STORED if lock else _READ_STORED,
+            {"external_ids": [item.doc.external_id for item in batch]},
         )
     }
     hashes: dict[int, list[str]] = {document_id: [] for document_id in ids.values()}
@@ -330,26 +334,24 @@ def _lock_stored(session: Session, batch: list[_Pending]) -> dict[str, tuple[int
     return {external_id: (i, hashes[i]) for external_id, i in ids.items()}
 
 
-def _embed(embedder: Embedder, store: StoreSettings, batch: list[_Pending]) -> list[Any]:
-    texts = [chunk.text for item in batch for chunk in item.chunks]
-    if not texts:  # not every embedder accepts an empty batch
-        return []
-    vectors = check_vectors(
-        embedder.embed_documents(texts), len(texts), store.embedding_dim, embedder.name
-    )
-    if store.distance is Distance.COSINE:
-        zero = np.flatnonzero(~vectors.any(axis=1))
-        if zero.size:
-            owners = [
-                (item.doc.external_id, chunk.position) for item in batch for chunk in item.chunks
-            ]
-            external_id, position = owners[int(zero[0])]
-            raise EmbeddingMismatchError(
-                f"embedder {embedder.name} returned an all-zero vector for chunk {position} of "
-                f"document {external_id!r} ({zero.size} in all): cosine distance is undefined "
-                "for it, and every search would score it NaN"
-            )
-    return list(vectors)
+def _changed(batch: list[_Pending], stored: dict[str, tuple[int, list[str]]]) -> list[_Pending]:
+    """Documents whose chunks differ from the stored ones (or that are not stored)."""
+    return [
+        item
+        for item in batch
+        if item.doc.external_id not in stored
+        or stored[item.doc.external_id][1] != item.chunk_hashes
+    ]
+
+
+def _wanted(items: list[_Pending], known: Mapping[str, Any]) -> dict[str, Wanted]:
+    """The chunk texts of ``items`` that have no vector in ``known`` yet, by text hash."""
+    return {
+        chunk_hash: Wanted(chunk.text, item.doc.external_id, chunk.position)
+        for item in items
+        for chunk, chunk_hash in zip(item.chunks, item.chunk_hashes, strict=True)
+        if chunk_hash not in known
+    }
 
 
 def _write_document_rows(
@@ -383,6 +385,13 @@ def _write_document_rows(
     return ids, inserted, updated
 
 
+def _refuse_existing(stored: Mapping[str, Any]) -> None:
+    shown = ", ".join(sorted(stored)[:5])
+    raise DocumentExistsError(
+        f"{len(stored)} document(s) already stored ({shown}): use upsert to replace them"
+    )
+
+
 def write_documents(
     session: Session,
     store: StoreSettings,
@@ -414,19 +423,20 @@ def write_documents(
     if not batch:
         return IngestSummary()
     with translate_errors(vectors=True):
-        stored = _lock_stored(session, batch)
+        # Embed before taking row locks: a slow or retrying embedder must not hold other
+        # writers up, nor leave this session idle in a transaction that holds locks.
+        seen = _stored(session, batch, lock=False)
+        if seen and not replace:
+            _refuse_existing(seen)
+        vectors = vectors_for(session, store, embedder, _wanted(_changed(batch, seen), {}))
+
+        stored = _stored(session, batch, lock=True)
         if stored and not replace:
-            shown = ", ".join(sorted(stored)[:5])
-            raise DocumentExistsError(
-                f"{len(stored)} document(s) already stored ({shown}): use upsert to replace them"
-            )
-        changed = [
-            item
-            for item in batch
-            if item.doc.external_id not in stored
-            or stored[item.doc.external_id][1] != item.chunk_hashes
-        ]
-        vectors = _embed(embedder, store, changed)
+            _refuse_existing(stored)
+        changed = _changed(batch, stored)
+        # A concurrent writer may have changed a document since the first read: embed what
+        # that leaves without a vector (rare, and the only embedding done under the locks).
+        vectors.update(vectors_for(session, store, embedder, _wanted(changed, vectors)))
 
         # A savepoint makes the batch whole or absent even for a caller who catches the error
         # and commits: add() can find a conflict after inserting some of the batch's rows.
@@ -442,17 +452,16 @@ def write_documents(
             if kept:
                 session.execute(_SYNC_CHUNK_METADATA, {"document_ids": kept})
             chunk_rows = [
-                (ids[item.doc.external_id], chunk) for item in changed for chunk in item.chunks
+                (ids[item.doc.external_id], chunk.position, chunk.text, chunk_hash)
+                for item in changed
+                for chunk, chunk_hash in zip(item.chunks, item.chunk_hashes, strict=True)
             ]
             if chunk_rows:
-                hashes = [h for item in changed for h in item.chunk_hashes]
                 _copy_chunks(
                     session,
                     (
-                        (document_id, chunk.position, chunk.text, chunk_hash, vector)
-                        for (document_id, chunk), chunk_hash, vector in zip(
-                            chunk_rows, hashes, vectors, strict=True
-                        )
+                        (document_id, position, chunk_text, chunk_hash, vectors[chunk_hash])
+                        for document_id, position, chunk_text, chunk_hash in chunk_rows
                     ),
                 )
     updated |= {item.doc.external_id for item in changed} - inserted

@@ -41,14 +41,18 @@ class VectorParam(UserDefinedType[Any]):
         return process
 
 
-def register_binary_vectors(connection: Connection) -> None:
+def register_binary_vectors(connection: Connection) -> int:
     """Teach this DBAPI connection pgvector's binary dumper (once per pooled connection).
+
+    Returns:
+        The OID of the database's ``vector`` type.
 
     Raises:
         ExtensionMissingError: The database has no ``vector`` type.
     """
-    if connection.info.get(_REGISTERED):
-        return
+    known: int | None = connection.info.get(_REGISTERED)
+    if known is not None:
+        return known
     dbapi_connection: Any = connection.connection.dbapi_connection
     info = TypeInfo.fetch(dbapi_connection, "vector")
     if info is None:
@@ -58,7 +62,8 @@ def register_binary_vectors(connection: Connection) -> None:
     info.register(dbapi_connection)  # COPY ... set_types(["vector"]) finds the type by name
     dumper = type("PgsearchVectorDumper", (VectorBinaryDumper,), {"oid": info.oid})
     dbapi_connection.adapters.register_dumper(Vector, dumper)
-    connection.info[_REGISTERED] = True
+    connection.info[_REGISTERED] = info.oid
+    return int(info.oid)
 
 
 def check_query_vector(

@@ -1,0 +1,159 @@
+"""Vectors for chunk texts: from the embedding cache first, then from the embedder.
+
+``pgsearch.embedding_cache`` (revision ``0003``) keys vectors by model name and the SHA-256 of
+the exact text embedded. A write asks it before calling the embedder, so a changed document
+re-embeds only its changed chunks, and the same text under another id embeds nothing. New
+vectors are added in the caller's transaction, with ``ON CONFLICT DO NOTHING``, so concurrent
+writers of the same text never fail on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pgvector import Vector
+from pgvector.psycopg.vector import VectorBinaryLoader
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from pgsearch.embedders.base import Embedder, Vectors, check_vectors
+from pgsearch.exceptions import EmbeddingMismatchError, translate_errors
+from pgsearch.store_config import StoreSettings
+from pgsearch.types import Distance
+from pgsearch.vectors import register_binary_vectors
+
+__all__ = ["CacheModel", "Wanted", "cache_status", "clear_cache", "vectors_for"]
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A chunk text that needs a vector, and whose it is (for error messages)."""
+
+    text: str
+    external_id: str
+    position: int
+
+
+@dataclass(frozen=True)
+class CacheModel:
+    """One model's share of the cache (``pgsearch cache status``)."""
+
+    model: str
+    rows: int
+    bytes: int
+
+
+_LOOKUP = (
+    "SELECT text_hash, embedding FROM pgsearch.embedding_cache"
+    " WHERE model = %s AND text_hash = ANY(%s)"
+)
+_ADD = (
+    "INSERT INTO pgsearch.embedding_cache (model, text_hash, embedding) VALUES (%s, %s, %s)"
+    " ON CONFLICT (model, text_hash) DO NOTHING"
+)
+
+
+def _lookup(
+    connection: Connection, store: StoreSettings, model: str, hashes: list[str]
+) -> dict[str, Vectors]:
+    oid = register_binary_vectors(connection)
+    dbapi: Any = connection.connection.dbapi_connection
+    found: dict[str, Vectors] = {}
+    with dbapi.cursor(binary=True) as cursor:
+        # A loader on this cursor only: the connection's other results keep their types.
+        cursor.adapters.register_loader(oid, VectorBinaryLoader)
+        cursor.execute(_LOOKUP, (model, [bytes.fromhex(h) for h in hashes]))
+        for text_hash, vector in cursor:
+            array = vector.to_numpy().astype(np.float32)
+            if array.shape != (store.embedding_dim,):
+                raise EmbeddingMismatchError(
+                    f"the embedding cache holds a {array.shape[0]}-dimension vector of {model}, "
+                    f"but this store holds {store.embedding_dim}: empty it with "
+                    f"`pgsearch cache clear --model {model}`"
+                )
+            found[bytes(text_hash).hex()] = array
+    return found
+
+
+def _embed(embedder: Embedder, store: StoreSettings, wanted: list[Wanted]) -> Vectors:
+    vectors = check_vectors(
+        embedder.embed_documents([w.text for w in wanted]),
+        len(wanted),
+        store.embedding_dim,
+        embedder.name,
+    )
+    if store.distance is Distance.COSINE:
+        zero = np.flatnonzero(~vectors.any(axis=1))
+        if zero.size:
+            first = wanted[int(zero[0])]
+            raise EmbeddingMismatchError(
+                f"embedder {embedder.name} returned an all-zero vector for chunk "
+                f"{first.position} of document {first.external_id!r} ({zero.size} in all): "
+                "cosine distance is undefined for it, and every search would score it NaN"
+            )
+    return vectors
+
+
+def vectors_for(
+    session: Session, store: StoreSettings, embedder: Embedder, wanted: Mapping[str, Wanted]
+) -> dict[str, Vectors]:
+    """Vectors for ``wanted`` (keyed by the SHA-256 hex of each text): cached ones, then new
+    ones from the embedder, which are added to the cache.
+
+    Raises:
+        EmbeddingMismatchError: The embedder's output, or a cached vector, does not fit the
+            store.
+    """
+    if not wanted:
+        return {}
+    model = embedder.name
+    with translate_errors():
+        connection = session.connection()
+        vectors = _lookup(connection, store, model, list(wanted))
+    missing = [h for h in wanted if h not in vectors]
+    if missing:
+        embedded = _embed(embedder, store, [wanted[h] for h in missing])
+        with translate_errors(vectors=True):
+            dbapi: Any = connection.connection.dbapi_connection
+            with dbapi.cursor() as cursor:
+                cursor.executemany(
+                    _ADD,
+                    [
+                        (model, bytes.fromhex(h), Vector(vector))
+                        for h, vector in zip(missing, embedded, strict=True)
+                    ],
+                )
+        vectors.update(zip(missing, embedded, strict=True))
+    return vectors
+
+
+def cache_status(session: Session) -> list[CacheModel]:
+    """Rows and bytes of the cache, per model."""
+    with translate_errors():
+        rows = session.execute(
+            text(
+                "SELECT model, count(*) AS rows, coalesce(sum(pg_column_size(embedding)), 0)"
+                " AS bytes FROM pgsearch.embedding_cache GROUP BY model ORDER BY model"
+            )
+        ).all()
+    return [CacheModel(row.model, int(row.rows), int(row.bytes)) for row in rows]
+
+
+def clear_cache(session: Session, model: str | None = None) -> int:
+    """Delete the cached vectors of ``model`` (default: every model); return how many."""
+    with translate_errors():
+        deleted = (
+            session.connection()
+            .execute(
+                text(
+                    "DELETE FROM pgsearch.embedding_cache"
+                    " WHERE CAST(:model AS text) IS NULL OR model = :model"
+                ),
+                {"model": model},
+            )
+            .rowcount
+        )
+    return int(deleted)
