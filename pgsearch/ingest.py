@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from pgvector import Vector
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -23,10 +25,12 @@ from pgsearch.embedders.base import Embedder
 from pgsearch.embedding_cache import Wanted, vectors_for
 from pgsearch.exceptions import (
     DocumentExistsError,
+    EmbeddingMismatchError,
     InvalidDocumentError,
     translate_errors,
 )
 from pgsearch.store_config import StoreSettings
+from pgsearch.types import Distance
 from pgsearch.vectors import register_binary_vectors
 
 __all__ = [
@@ -47,12 +51,20 @@ class DocumentInput:
         content: The text to chunk, embed and index; must not be blank.
         title: Optional title.
         metadata: A JSON object stored on the document and repeated on its chunks.
+        chunks: Chunk texts chosen by the caller, stored in this order instead of pgsearch's
+            chunking of ``content``.
+        vectors: Precomputed vectors (computed elsewhere, with the store's model): one per
+            chunk when ``chunks`` is given, else exactly one, and the whole ``content`` is
+            stored as a single chunk. Checked for dimension and finiteness; no embedder runs.
+            A document whose chunk texts are unchanged keeps its stored vectors.
     """
 
     external_id: str
     content: str
     title: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    chunks: Sequence[str] | None = None
+    vectors: Sequence[Sequence[float]] | NDArray[Any] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -120,6 +132,44 @@ def _check_metadata(metadata: Mapping[str, Any], where: str) -> None:
             stack.extend((item, depth + 1) for item in value)
 
 
+def _given_chunks(doc: DocumentInput, where: str) -> list[str]:
+    """The caller's chunk texts, checked (empty when pgsearch chunks the content)."""
+    if doc.chunks is None:
+        return []
+    if isinstance(doc.chunks, str) or not isinstance(doc.chunks, Sequence) or not doc.chunks:
+        raise InvalidDocumentError(f"{where}: chunks must be a non-empty list of texts")
+    for position, chunk in enumerate(doc.chunks):
+        if not isinstance(chunk, str) or not _has_text(chunk):
+            raise InvalidDocumentError(f"{where}: chunk {position} has no text")
+    return list(doc.chunks)
+
+
+def given_vectors(doc: DocumentInput, chunks: int) -> NDArray[np.float32] | None:
+    """The document's precomputed vectors as a ``(chunks, dim)`` float32 array, or ``None``.
+
+    Raises:
+        InvalidDocumentError: Not one vector per chunk, ragged, or not finite.
+    """
+    if doc.vectors is None:
+        return None
+    where = f"document {doc.external_id!r}"
+    try:
+        array = np.asarray(doc.vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDocumentError(f"{where}: vectors are not numbers ({exc})") from None
+    if array.ndim == 1 and doc.chunks is None:
+        array = array.reshape(1, -1)
+    expected = "one per chunk" if doc.chunks is not None else "exactly one"
+    if array.ndim != 2 or array.shape[0] != chunks or array.shape[1] == 0:
+        raise InvalidDocumentError(
+            f"{where}: {array.shape[0] if array.ndim else 0} vector(s) of shape "
+            f"{array.shape}; give {expected} ({chunks})"
+        )
+    if not np.isfinite(array).all():
+        raise InvalidDocumentError(f"{where}: its vectors hold NaN or infinity")
+    return array
+
+
 def _validate(doc: DocumentInput) -> str:
     """Check one document; return its metadata as JSON text."""
     if not isinstance(doc.external_id, str) or not doc.external_id.strip():
@@ -139,7 +189,14 @@ def _validate(doc: DocumentInput) -> str:
         metadata_json = json.dumps(dict(doc.metadata), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidDocumentError(f"{where}: metadata is not JSON-serialisable ({exc})") from exc
-    fields = (("id", doc.external_id), ("text", doc.content), ("title", doc.title or ""))
+    given = _given_chunks(doc, where)
+    given_vectors(doc, len(given) if doc.chunks is not None else 1)
+    fields = (
+        ("id", doc.external_id),
+        ("text", doc.content),
+        ("title", doc.title or ""),
+        *(("chunk", chunk) for chunk in given),
+    )
     for name, value in fields:
         if "\x00" in value:
             raise InvalidDocumentError(
@@ -293,6 +350,18 @@ class _Pending:
     content_hash: str
     chunks: list[TextChunk]
     chunk_hashes: list[str]
+    vectors: NDArray[np.float32] | None  # precomputed, one per chunk
+
+
+def _chunks(doc: DocumentInput, chunking: ChunkingOptions | None) -> list[TextChunk]:
+    """The caller's chunks, the whole text for one precomputed vector, else pgsearch's."""
+    if doc.chunks is not None:
+        texts = list(doc.chunks)
+    elif doc.vectors is not None:
+        texts = [doc.content]
+    else:
+        return chunk_text(doc.content, chunking)
+    return [TextChunk(t, i, len(texts), 0, len(t)) for i, t in enumerate(texts)]
 
 
 def _pending(
@@ -300,7 +369,7 @@ def _pending(
 ) -> list[_Pending]:
     pending = []
     for doc, metadata_json in _prepare(documents):
-        chunks = chunk_text(doc.content, chunking)
+        chunks = _chunks(doc, chunking)
         pending.append(
             _Pending(
                 doc=doc,
@@ -308,6 +377,7 @@ def _pending(
                 content_hash=content_hash(doc.content),
                 chunks=chunks,
                 chunk_hashes=[content_hash(chunk.text) for chunk in chunks],
+                vectors=given_vectors(doc, len(chunks)),
             )
         )
     # One order for every writer (locks, inserts) keeps overlapping batches from deadlocking:
@@ -349,6 +419,7 @@ def _wanted(items: list[_Pending], known: Mapping[str, Any]) -> dict[str, Wanted
     return {
         chunk_hash: Wanted(chunk.text, item.doc.external_id, chunk.position)
         for item in items
+        if item.vectors is None
         for chunk, chunk_hash in zip(item.chunks, item.chunk_hashes, strict=True)
         if chunk_hash not in known
     }
@@ -383,6 +454,20 @@ def _write_document_rows(
             {row.external_id: row.id for row in session.execute(_IDS_OF, {"external_ids": missing})}
         )
     return ids, inserted, updated
+
+
+def _check_given(item: _Pending, store: StoreSettings) -> None:
+    assert item.vectors is not None
+    where = f"document {item.doc.external_id!r}"
+    if item.vectors.shape[1] != store.embedding_dim:
+        raise EmbeddingMismatchError(
+            f"{where}: its vectors have {item.vectors.shape[1]} dimensions, the store holds "
+            f"{store.embedding_dim} ({store.embedding_model}): give vectors of that model"
+        )
+    if store.distance is Distance.COSINE and not item.vectors.any(axis=1).all():
+        raise EmbeddingMismatchError(
+            f"{where}: an all-zero vector; cosine distance is undefined for it"
+        )
 
 
 def _refuse_existing(stored: Mapping[str, Any]) -> None:
@@ -422,6 +507,9 @@ def write_documents(
     batch = _pending(documents, chunking)
     if not batch:
         return IngestSummary()
+    for item in batch:
+        if item.vectors is not None:
+            _check_given(item, store)
     with translate_errors(vectors=True):
         # Embed before taking row locks: a slow or retrying embedder must not hold other
         # writers up, nor leave this session idle in a transaction that holds locks.
@@ -452,18 +540,18 @@ def write_documents(
             if kept:
                 session.execute(_SYNC_CHUNK_METADATA, {"document_ids": kept})
             chunk_rows = [
-                (ids[item.doc.external_id], chunk.position, chunk.text, chunk_hash)
+                (
+                    ids[item.doc.external_id],
+                    chunk.position,
+                    chunk.text,
+                    chunk_hash,
+                    vectors[chunk_hash] if item.vectors is None else item.vectors[chunk.position],
+                )
                 for item in changed
                 for chunk, chunk_hash in zip(item.chunks, item.chunk_hashes, strict=True)
             ]
             if chunk_rows:
-                _copy_chunks(
-                    session,
-                    (
-                        (document_id, position, chunk_text, chunk_hash, vectors[chunk_hash])
-                        for document_id, position, chunk_text, chunk_hash in chunk_rows
-                    ),
-                )
+                _copy_chunks(session, chunk_rows)
     updated |= {item.doc.external_id for item in changed} - inserted
     return IngestSummary(
         inserted=len(inserted),
