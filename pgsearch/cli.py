@@ -31,6 +31,7 @@ from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, Sear
 from pgsearch.sources import iter_documents
 from pgsearch.store import Store
 from pgsearch.types import Distance, SearchMode
+from pgsearch.vector_files import VectorFolder, with_vectors
 
 __all__ = ["main"]
 
@@ -62,7 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision", help="target revision, e.g. base")
 
     ingest = commands.add_parser("ingest", help="add or update documents from files")
-    ingest.add_argument("paths", nargs="+", help=".txt/.md files, directories of them, or .jsonl")
+    ingest.add_argument(
+        "paths",
+        nargs="+",
+        help=".txt/.md files, directories of them, .jsonl, or a BEIR dataset directory",
+    )
+    ingest.add_argument(
+        "--embeddings",
+        metavar="DIR",
+        help="precomputed vectors: DIR/corpus.npy rows and DIR/corpus_ids.json (no model runs)",
+    )
     ingest.add_argument("--batch-size", type=int, default=64, help="documents per transaction")
     ingest.add_argument("--chunk-size", type=int, default=DEFAULT_MAX_CHARS, help="max chars")
     ingest.add_argument("--chunk-overlap", type=int, default=DEFAULT_OVERLAP, help="chars shared")
@@ -151,14 +161,20 @@ def _migrate(store: Store, args: argparse.Namespace) -> None:
 
 
 def _ingest_paths(
-    store: Store, paths: Sequence[str | Path], *, batch_size: int, progress: bool
+    store: Store,
+    paths: Sequence[str | Path],
+    *,
+    batch_size: int,
+    progress: bool,
+    vectors: VectorFolder | None = None,
 ) -> None:
     from tqdm import tqdm
 
     if batch_size < 1:
         raise PgSearchError("--batch-size must be positive")
     # Read and check every input before the first write: bad input writes nothing.
-    documents = validate_documents(iter_documents(paths))
+    read = iter_documents(paths)
+    documents = validate_documents(with_vectors(read, vectors) if vectors else read)
     total = IngestSummary()
     with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
         iterator = iter(documents)
@@ -175,7 +191,14 @@ def _ingest_paths(
 
 def _ingest(store: Store, args: argparse.Namespace) -> None:
     store.chunking = ChunkingOptions(args.chunk_size, args.chunk_overlap)
-    _ingest_paths(store, args.paths, batch_size=args.batch_size, progress=not args.no_progress)
+    folder = VectorFolder(args.embeddings) if args.embeddings else None
+    _ingest_paths(
+        store,
+        args.paths,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        vectors=folder,
+    )
 
 
 def _snippet(content: str, width: int = 160) -> str:

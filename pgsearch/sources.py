@@ -19,6 +19,7 @@ __all__ = ["TEXT_SUFFIXES", "iter_documents"]
 
 TEXT_SUFFIXES = (".txt", ".md")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+BEIR_CORPUS = "corpus.jsonl"
 
 
 def _read_text(path: Path) -> str:
@@ -85,14 +86,18 @@ def _iter_jsonl(path: Path) -> Iterator[DocumentInput]:
 def iter_documents(paths: Sequence[str | Path]) -> Iterator[DocumentInput]:
     """Yield the documents in ``paths`` (files or directories), in a stable order.
 
-    Directories are searched recursively for ``.txt`` and ``.md`` files, sorted by path.
+    Directories are searched recursively for ``.txt`` and ``.md`` files, sorted by path; a
+    BEIR dataset directory (one holding ``corpus.jsonl``) stands for its ``corpus.jsonl``.
 
     Raises:
         SourceError: A path is missing, unreadable, of an unsupported type, or malformed.
     """
     for given in paths:
         path = Path(given)
-        if path.is_dir():
+        if path.is_dir() and (path / BEIR_CORPUS).is_file():
+            # A BEIR dataset: its corpus only, never its queries or judgements.
+            yield from _iter_jsonl(path / BEIR_CORPUS)
+        elif path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix in TEXT_SUFFIXES and p.is_file())
             for file in files:
                 yield _text_document(file)
