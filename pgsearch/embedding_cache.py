@@ -3,20 +3,21 @@
 ``pgsearch.embedding_cache`` (revision ``0003``) keys vectors by model name and the SHA-256 of
 the exact text embedded. A write asks it before calling the embedder, so a changed document
 re-embeds only its changed chunks, and the same text under another id embeds nothing. New
-vectors are added in the caller's transaction, with ``ON CONFLICT DO NOTHING``, so concurrent
-writers of the same text never fail on each other.
+vectors are added with ``ON CONFLICT DO NOTHING`` (concurrent writers of the same text never
+fail on each other), in the caller's transaction or, for :class:`~pgsearch.store.Store`, in
+transactions of their own, so that they survive a failed write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pgvector import Vector
 from pgvector.psycopg.vector import VectorBinaryLoader
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from pgsearch.embedders.base import Embedder, Vectors, check_vectors
@@ -78,13 +79,10 @@ def _lookup(
     return found
 
 
-def _embed(embedder: Embedder, store: StoreSettings, wanted: list[Wanted]) -> Vectors:
-    vectors = check_vectors(
-        embedder.embed_documents([w.text for w in wanted]),
-        len(wanted),
-        store.embedding_dim,
-        embedder.name,
-    )
+def _checked(
+    embedder: Embedder, store: StoreSettings, wanted: list[Wanted], output: Vectors
+) -> Vectors:
+    vectors = check_vectors(output, len(wanted), store.embedding_dim, embedder.name)
     if store.distance is Distance.COSINE:
         zero = np.flatnonzero(~vectors.any(axis=1))
         if zero.size:
@@ -97,11 +95,49 @@ def _embed(embedder: Embedder, store: StoreSettings, wanted: list[Wanted]) -> Ve
     return vectors
 
 
+def _embedded(
+    embedder: Embedder, store: StoreSettings, wanted: list[Wanted]
+) -> Iterator[tuple[range, Vectors]]:
+    """The embedder's vectors for ``wanted``, checked, batch by batch when it can say so
+    (``embed_batches``, as the OpenAI embedder does), else all at once."""
+    texts = [w.text for w in wanted]
+    batches = getattr(embedder, "embed_batches", None)
+    if batches is None:
+        yield range(len(texts)), _checked(embedder, store, wanted, embedder.embed_documents(texts))
+        return
+    for positions, output in batches(texts):
+        yield positions, _checked(embedder, store, wanted[positions.start : positions.stop], output)
+
+
+def _add(connection: Connection, model: str, hashes: list[str], vectors: Vectors) -> None:
+    register_binary_vectors(connection)
+    dbapi: Any = connection.connection.dbapi_connection
+    with dbapi.cursor() as cursor:
+        cursor.executemany(
+            _ADD,
+            [(model, bytes.fromhex(h), Vector(v)) for h, v in zip(hashes, vectors, strict=True)],
+        )
+
+
 def vectors_for(
-    session: Session, store: StoreSettings, embedder: Embedder, wanted: Mapping[str, Wanted]
+    session: Session,
+    store: StoreSettings,
+    embedder: Embedder,
+    wanted: Mapping[str, Wanted],
+    *,
+    cache_engine: Engine | None = None,
 ) -> dict[str, Vectors]:
     """Vectors for ``wanted`` (keyed by the SHA-256 hex of each text): cached ones, then new
     ones from the embedder, which are added to the cache.
+
+    Args:
+        session: Where to read the cache, and to add to it without ``cache_engine``.
+        store: The store's settings.
+        embedder: Embeds what the cache lacks.
+        wanted: The texts.
+        cache_engine: Add new vectors through this engine instead, each embedder batch in a
+            transaction of its own: vectors computed before a failure (of a later batch, or
+            of the write) stay in the cache, and a retry does not pay for them again.
 
     Raises:
         EmbeddingMismatchError: The embedder's output, or a cached vector, does not fit the
@@ -114,19 +150,15 @@ def vectors_for(
         connection = session.connection()
         vectors = _lookup(connection, store, model, list(wanted))
     missing = [h for h in wanted if h not in vectors]
-    if missing:
-        embedded = _embed(embedder, store, [wanted[h] for h in missing])
+    for positions, batch in _embedded(embedder, store, [wanted[h] for h in missing]):
+        hashes = missing[positions.start : positions.stop]
         with translate_errors(vectors=True):
-            dbapi: Any = connection.connection.dbapi_connection
-            with dbapi.cursor() as cursor:
-                cursor.executemany(
-                    _ADD,
-                    [
-                        (model, bytes.fromhex(h), Vector(vector))
-                        for h, vector in zip(missing, embedded, strict=True)
-                    ],
-                )
-        vectors.update(zip(missing, embedded, strict=True))
+            if cache_engine is None:
+                _add(connection, model, hashes, batch)
+            else:
+                with cache_engine.begin() as own:
+                    _add(own, model, hashes, batch)
+        vectors.update(zip(hashes, batch, strict=True))
     return vectors
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from pgvector import Vector
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from pgsearch.chunking import ChunkingOptions, TextChunk, chunk_text
@@ -485,6 +485,7 @@ def write_documents(
     *,
     replace: bool,
     chunking: ChunkingOptions | None = None,
+    cache_engine: Engine | None = None,
 ) -> IngestSummary:
     """Store a batch of documents with their chunks and embeddings in the session's transaction.
 
@@ -499,6 +500,9 @@ def write_documents(
         documents: The batch.
         replace: ``True`` upserts by ``external_id``; ``False`` refuses existing ids.
         chunking: Chunk size budget and overlap.
+        cache_engine: Add new vectors to the embedding cache through this engine, in
+            transactions of their own (see :func:`pgsearch.embedding_cache.vectors_for`);
+            default: in the session's transaction.
 
     Raises:
         InvalidDocumentError: See :func:`validate_documents`.
@@ -516,7 +520,8 @@ def write_documents(
         seen = _stored(session, batch, lock=False)
         if seen and not replace:
             _refuse_existing(seen)
-        vectors = vectors_for(session, store, embedder, _wanted(_changed(batch, seen), {}))
+        wanted = _wanted(_changed(batch, seen), {})
+        vectors = vectors_for(session, store, embedder, wanted, cache_engine=cache_engine)
 
         stored = _stored(session, batch, lock=True)
         if stored and not replace:
@@ -524,7 +529,8 @@ def write_documents(
         changed = _changed(batch, stored)
         # A concurrent writer may have changed a document since the first read: embed what
         # that leaves without a vector (rare, and the only embedding done under the locks).
-        vectors.update(vectors_for(session, store, embedder, _wanted(changed, vectors)))
+        late = _wanted(changed, vectors)
+        vectors.update(vectors_for(session, store, embedder, late, cache_engine=cache_engine))
 
         # A savepoint makes the batch whole or absent even for a caller who catches the error
         # and commits: add() can find a conflict after inserting some of the batch's rows.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, selectinload
 from typing_extensions import Unpack
 
@@ -40,14 +40,23 @@ class DocumentRepository:
         session: The caller's session.
         embedder: Must match the store's model and dimension (checked on first write).
         chunking: Chunk size budget and overlap.
+        cache_engine: Add new vectors to the embedding cache through this engine, each
+            embedder batch committed on its own, so that they outlive a failed write; default:
+            in the session's transaction (nothing is committed behind the caller's back).
     """
 
     def __init__(
-        self, session: Session, embedder: Embedder, *, chunking: ChunkingOptions | None = None
+        self,
+        session: Session,
+        embedder: Embedder,
+        *,
+        chunking: ChunkingOptions | None = None,
+        cache_engine: Engine | None = None,
     ) -> None:
         self._session = session
         self._embedder = embedder
         self._chunking = chunking
+        self._cache_engine = cache_engine
         self._store: StoreSettings | None = None
 
     def _checked_store(self) -> StoreSettings:
@@ -67,6 +76,7 @@ class DocumentRepository:
             _as_batch(documents),
             replace=replace,
             chunking=self._chunking,
+            cache_engine=self._cache_engine,
         )
 
     def add(self, documents: DocumentInput | Iterable[DocumentInput]) -> IngestSummary:

@@ -151,15 +151,22 @@ class Store:
         """Downgrade the schema; ``base`` removes everything pgsearch created."""
         downgrade(self.engine, revision)
 
+    def _documents(self, session: Session) -> DocumentRepository:
+        # Vectors computed for a failed write stay in the embedding cache: a retry (of a batch
+        # that hit a rate limit, say) does not pay for them again.
+        return DocumentRepository(
+            session, self.embedder, chunking=self.chunking, cache_engine=self.engine
+        )
+
     def add(self, documents: DocumentInput | Iterable[DocumentInput]) -> IngestSummary:
         """Insert new documents in one transaction (see :meth:`DocumentRepository.add`)."""
         with self.session() as session:
-            return DocumentRepository(session, self.embedder, chunking=self.chunking).add(documents)
+            return self._documents(session).add(documents)
 
     def upsert(self, documents: DocumentInput | Iterable[DocumentInput]) -> IngestSummary:
         """Insert or replace documents in one transaction."""
         with self.session() as session:
-            repository = DocumentRepository(session, self.embedder, chunking=self.chunking)
+            repository = self._documents(session)
             return repository.upsert(documents)
 
     def get(self, external_id: str) -> Document | None:

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
 from pgsearch import (
     ChunkingOptions,
     DocumentInput,
     DocumentRepository,
+    EmbedderError,
     EmbeddingMismatchError,
     HashingEmbedder,
+    Store,
 )
 from pgsearch.cli import main
 from pgsearch.embedders.base import Vectors
+from pgsearch.embedders.openai import OpenAIEmbedder
 from pgsearch.embedding_cache import cache_status, clear_cache
+from tests.unit.openai_stub import Reply, running_stub
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -164,3 +169,32 @@ def test_embedding_happens_before_row_locks(engine: Engine) -> None:
         assert stored == "brand new text"
         check.execute(text("DELETE FROM pgsearch.documents WHERE external_id = 'slow'"))
         clear_cache(check)
+
+
+def test_vectors_computed_before_a_failure_stay_in_the_cache(
+    make_database: Any,
+) -> None:
+    """An OpenAI batch fails after another succeeded: the write fails, the first batch's
+    vectors are kept, and the retry sends only what is missing."""
+    texts = ["bees make honey", "postgres mvcc", "sourdough bread", "rovers on mars"]
+    with running_stub() as server, Store(create_engine(make_database()), "hashing:8") as store:
+        embedder = OpenAIEmbedder(
+            client=server.client(), dimensions=8, batch_size=2, max_retries=1, sleep=lambda s: None
+        )
+        store.embedder = embedder
+        store.migrate()
+        server.respond = lambda request: (
+            Reply(503) if "sourdough bread" in request["input"] else None
+        )
+        documents = [DocumentInput(f"d{i}", t) for i, t in enumerate(texts)]
+        with pytest.raises(EmbedderError):
+            store.upsert(documents)
+        assert store.status().documents == 0
+        with store.session() as session:
+            assert [m.rows for m in cache_status(session)] == [2]
+        server.respond = None
+        server.requests.clear()
+        store.upsert(documents)
+        sent = [text for request in server.requests for text in request["input"]]
+        assert sorted(sent) == ["rovers on mars", "sourdough bread"]
+        assert store.status().documents == 4

@@ -274,7 +274,7 @@ def test_estimates_are_kept_for_a_repeated_filter_until_statistics_change(store:
         if statement.startswith("EXPLAIN"):
             explained.append(statement)
 
-    event.listen(store.engine, "before_cursor_execute", count)
+    event.listen(store.engine, "after_cursor_execute", count)  # executions that ran
     try:
         where = {"kind": "rare", "n": {"$lt": 2500}}
         for i in range(3):
@@ -286,4 +286,4 @@ def test_estimates_are_kept_for_a_repeated_filter_until_statistics_change(store:
         store.search(query_vector=_query(), k=5, filter=where)
         assert len(explained) == 3
     finally:
-        event.remove(store.engine, "before_cursor_execute", count)
+        event.remove(store.engine, "after_cursor_execute", count)
