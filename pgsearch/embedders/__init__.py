@@ -3,6 +3,10 @@
 A spec is ``provider:model``: ``sentence-transformers:all-MiniLM-L6-v2`` (the default) or
 ``openai:text-embedding-3-small`` (the OpenAI API; ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``) or
 ``hashing:64`` (a deterministic bag-of-words embedder for tests).
+
+``sentence-transformers`` models run on ONNX Runtime where ``onnxruntime`` and ``tokenizers`` are
+installed (exported once, with torch, into the user's cache directory), else on torch; both
+give the same vectors under the same name. Nothing heavy is imported until the first embedding.
 """
 
 from __future__ import annotations
