@@ -280,6 +280,10 @@ def git_state() -> str:
     )
 
 
+def loads(averages: tuple[float, float, float]) -> str:
+    return "/".join(f"{a:.2f}" for a in averages)
+
+
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -392,7 +396,7 @@ def main() -> None:
     command = " ".join(
         [".venv/bin/python", "benchmarks/ingest.py", *map(shlex.quote, sys.argv[1:])]
     )
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()
     data_dir = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     base = start_embedded(data_dir)  # holds the server until this process exits
@@ -438,7 +442,8 @@ def main() -> None:
     print(f"""
 ## Ingest throughput with your own vectors (one chunk per document)
 
-* machine: {cpu_name()}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.platform()}
+* machine: {cpu_name()}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.platform()};
+  load average (1, 5, 15 min) {loads(load_before)} at the start, {loads(os.getloadavg())} at the end
 * server: PostgreSQL {server} (embedded), pgvector {pgvector}; {shown}
 * clients: Python {platform.python_version()}, psycopg {version("psycopg")}, SQLAlchemy \
 {version("sqlalchemy")}, langchain-postgres {lc_version or "not run"}
