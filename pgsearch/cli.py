@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--chunk-size", type=int, default=DEFAULT_MAX_CHARS, help="max chars")
     ingest.add_argument("--chunk-overlap", type=int, default=DEFAULT_OVERLAP, help="chars shared")
     ingest.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ingest.add_argument("--json", action="store_true", help="print the counts as one JSON object")
 
     search = commands.add_parser("search", help="search the store")
     search.add_argument("query")
@@ -167,6 +168,7 @@ def _ingest_paths(
     batch_size: int,
     progress: bool,
     vectors: VectorFolder | None = None,
+    as_json: bool = False,
 ) -> None:
     from tqdm import tqdm
 
@@ -183,9 +185,13 @@ def _ingest_paths(
             bar.update(len(batch))
     if total.inserted or total.updated:
         store.optimize()
+    if as_json:
+        print(json.dumps({"documents": len(documents), **vars(total)}))
+        return
     print(
         f"ingested {len(documents)} documents: {total.inserted} new, {total.updated} updated, "
-        f"{total.unchanged} unchanged; {total.chunks} chunks embedded"
+        f"{total.unchanged} unchanged; {total.chunks} chunks written ({total.embedded} texts "
+        f"embedded, {total.cached} vectors from the cache, {total.given} given)"
     )
 
 
@@ -198,6 +204,7 @@ def _ingest(store: Store, args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         progress=not args.no_progress,
         vectors=folder,
+        as_json=args.json,
     )
 
 

@@ -126,9 +126,12 @@ def vectors_for(
     wanted: Mapping[str, Wanted],
     *,
     cache_engine: Engine | None = None,
-) -> dict[str, Vectors]:
+) -> tuple[dict[str, Vectors], set[str]]:
     """Vectors for ``wanted`` (keyed by the SHA-256 hex of each text): cached ones, then new
     ones from the embedder, which are added to the cache.
+
+    Returns:
+        The vectors by text hash, and the hashes the embedder was asked for.
 
     Args:
         session: Where to read the cache, and to add to it without ``cache_engine``.
@@ -144,7 +147,7 @@ def vectors_for(
             store.
     """
     if not wanted:
-        return {}
+        return {}, set()
     model = embedder.name
     with translate_errors():
         connection = session.connection()
@@ -159,7 +162,7 @@ def vectors_for(
                 with cache_engine.begin() as own:
                     _add(own, model, hashes, batch)
         vectors.update(zip(hashes, batch, strict=True))
-    return vectors
+    return vectors, set(missing)
 
 
 def cache_status(session: Session) -> list[CacheModel]:

@@ -75,12 +75,17 @@ class IngestSummary:
     updated: int = 0
     unchanged: int = 0
     chunks: int = 0
+    """Chunk rows written (copied); each one's vector was embedded, cached or given."""
+    embedded: int = 0
+    """Texts sent to the embedder."""
+    cached: int = 0
+    """Chunks written with a vector from the embedding cache."""
+    given: int = 0
+    """Chunks written with a vector the caller gave (``DocumentInput.vectors``)."""
 
     def __iadd__(self, other: IngestSummary) -> IngestSummary:
-        self.inserted += other.inserted
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.chunks += other.chunks
+        for name in ("inserted", "updated", "unchanged", "chunks", "embedded", "cached", "given"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
 
@@ -521,7 +526,7 @@ def write_documents(
         if seen and not replace:
             _refuse_existing(seen)
         wanted = _wanted(_changed(batch, seen), {})
-        vectors = vectors_for(session, store, embedder, wanted, cache_engine=cache_engine)
+        vectors, embedded = vectors_for(session, store, embedder, wanted, cache_engine=cache_engine)
 
         stored = _stored(session, batch, lock=True)
         if stored and not replace:
@@ -530,7 +535,9 @@ def write_documents(
         # A concurrent writer may have changed a document since the first read: embed what
         # that leaves without a vector (rare, and the only embedding done under the locks).
         late = _wanted(changed, vectors)
-        vectors.update(vectors_for(session, store, embedder, late, cache_engine=cache_engine))
+        more, embedded_late = vectors_for(session, store, embedder, late, cache_engine=cache_engine)
+        vectors.update(more)
+        embedded |= embedded_late
 
         # A savepoint makes the batch whole or absent even for a caller who catches the error
         # and commits: add() can find a conflict after inserting some of the batch's rows.
@@ -559,9 +566,19 @@ def write_documents(
             if chunk_rows:
                 _copy_chunks(session, chunk_rows)
     updated |= {item.doc.external_id for item in changed} - inserted
+    given = sum(len(item.chunks) for item in changed if item.vectors is not None)
+    fresh = sum(
+        chunk_hash in embedded
+        for item in changed
+        if item.vectors is None
+        for chunk_hash in item.chunk_hashes
+    )
     return IngestSummary(
         inserted=len(inserted),
         updated=len(updated),
         unchanged=len(batch) - len(inserted) - len(updated),
         chunks=len(chunk_rows),
+        embedded=len(embedded),
+        cached=len(chunk_rows) - given - fresh,
+        given=given,
     )

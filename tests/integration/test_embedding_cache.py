@@ -198,3 +198,17 @@ def test_vectors_computed_before_a_failure_stay_in_the_cache(
         sent = [text for request in server.requests for text in request["input"]]
         assert sorted(sent) == ["rovers on mars", "sourdough bread"]
         assert store.status().documents == 4
+
+
+def test_the_summary_says_where_each_vector_came_from(session: Session) -> None:
+    embedder = CountingEmbedder(64)
+    repository = _repository(session, embedder)
+    first = repository.add([DocumentInput("one", TEXT)])
+    assert (first.chunks, first.embedded, first.cached, first.given) == (3, 3, 0, 0)
+    second = repository.add(
+        [
+            DocumentInput("two", TEXT),  # the same three texts: all cached
+            DocumentInput("three", "Its own words here.", vectors=[[1.0] + [0.0] * 63]),
+        ]
+    )
+    assert (second.chunks, second.embedded, second.cached, second.given) == (4, 0, 3, 1)

@@ -31,6 +31,7 @@ from pgsearch import (
 )
 from pgsearch.chunking import ChunkingOptions
 from pgsearch.migrations import downgrade, upgrade
+from pgsearch.search.estimates import forget_estimates
 from pgsearch.search.results import SearchResult
 from pgsearch.types import vector_literal
 from tests.filter_reference import matches
@@ -486,6 +487,14 @@ def sql_search(
     params["v"] = vector_literal(embedder.embed_query(query))
     statement = {"vector": VECTOR_SQL, "text": TEXT_SQL, "hybrid": HYBRID_SQL}[mode]
     return _sql(session, statement, **params)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_estimates(engine: Engine) -> None:
+    """Python keeps the planner's estimates for a minute; the SQL functions ask every time.
+    Tests of this shared store add and roll back rows, which moves the estimates: compare
+    routes on fresh estimates."""
+    forget_estimates(engine)
 
 
 def python_search(
