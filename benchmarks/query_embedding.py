@@ -197,7 +197,7 @@ def main() -> None:
     times = {label: list(latency[f"{label}_times"]) for label in ("onnx", "torch")}
     cosine_min = float((latency["onnx_vectors"] * latency["torch_vectors"]).sum(axis=1).min())
     print()
-    print(f"query embedding ({len(times['onnx'])} SciFact queries, one at a time, cache off, ")
+    print(f"query embedding ({len(times['onnx'])} SciFact queries, one at a time, cache off,")
     print("each backend in a process of its own)")
     print(f"{'backend':<8} {'p50 ms':>8} {'p95 ms':>8}")
     for label in ("onnx", "torch"):
