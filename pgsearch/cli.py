@@ -26,7 +26,7 @@ from pgsearch.database import describe_url, normalize_url
 from pgsearch.embedding_cache import cache_status, clear_cache
 from pgsearch.exceptions import PgSearchError, database_error
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
-from pgsearch.ingest import IngestSummary, validate_documents
+from pgsearch.ingest import MAX_DOCUMENT_CHARS, IngestSummary, validate_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
 from pgsearch.sources import iter_documents
 from pgsearch.store import Store
@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--chunk-overlap", type=int, default=DEFAULT_OVERLAP, help="chars shared")
     ingest.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ingest.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    ingest.add_argument(
+        "--max-document-chars",
+        type=int,
+        default=MAX_DOCUMENT_CHARS,
+        help=f"refuse longer documents (default {MAX_DOCUMENT_CHARS:,})",
+    )
 
     search = commands.add_parser("search", help="search the store")
     search.add_argument("query")
@@ -176,7 +182,9 @@ def _ingest_paths(
         raise PgSearchError("--batch-size must be positive")
     # Read and check every input before the first write: bad input writes nothing.
     read = iter_documents(paths)
-    documents = validate_documents(with_vectors(read, vectors) if vectors else read)
+    documents = validate_documents(
+        with_vectors(read, vectors) if vectors else read, max_chars=store.max_document_chars
+    )
     total = IngestSummary()
     with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
         iterator = iter(documents)
@@ -197,6 +205,7 @@ def _ingest_paths(
 
 def _ingest(store: Store, args: argparse.Namespace) -> None:
     store.chunking = ChunkingOptions(args.chunk_size, args.chunk_overlap)
+    store.max_document_chars = args.max_document_chars
     folder = VectorFolder(args.embeddings) if args.embeddings else None
     _ingest_paths(
         store,

@@ -14,7 +14,7 @@ from typing_extensions import Unpack
 from pgsearch.chunking import ChunkingOptions
 from pgsearch.embedders.base import Embedder
 from pgsearch.exceptions import translate_errors
-from pgsearch.ingest import DocumentInput, IngestSummary, write_documents
+from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary, write_documents
 from pgsearch.models import Document
 from pgsearch.search import SearchRequest, SearchResults, run_search
 from pgsearch.search.options import SearchOptions
@@ -43,6 +43,7 @@ class DocumentRepository:
         cache_engine: Add new vectors to the embedding cache through this engine, each
             embedder batch committed on its own, so that they outlive a failed write; default:
             in the session's transaction (nothing is committed behind the caller's back).
+        max_document_chars: Longer documents are refused before anything is written.
     """
 
     def __init__(
@@ -52,11 +53,13 @@ class DocumentRepository:
         *,
         chunking: ChunkingOptions | None = None,
         cache_engine: Engine | None = None,
+        max_document_chars: int = MAX_DOCUMENT_CHARS,
     ) -> None:
         self._session = session
         self._embedder = embedder
         self._chunking = chunking
         self._cache_engine = cache_engine
+        self._max_document_chars = max_document_chars
         self._store: StoreSettings | None = None
 
     def _checked_store(self) -> StoreSettings:
@@ -77,6 +80,7 @@ class DocumentRepository:
             replace=replace,
             chunking=self._chunking,
             cache_engine=self._cache_engine,
+            max_document_chars=self._max_document_chars,
         )
 
     def add(self, documents: DocumentInput | Iterable[DocumentInput]) -> IngestSummary:

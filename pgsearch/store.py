@@ -23,7 +23,7 @@ from pgsearch.database import create_engine, describe_url
 from pgsearch.embedders import Embedder, load_embedder
 from pgsearch.exceptions import DatabaseError, translate_errors
 from pgsearch.indexes import after_bulk_write
-from pgsearch.ingest import DocumentInput, IngestSummary
+from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary
 from pgsearch.migrations import StoreOptions, downgrade, upgrade
 from pgsearch.models import Document
 from pgsearch.repository import DocumentRepository
@@ -85,6 +85,7 @@ class Store:
         self.engine = engine
         self.embedder = load_embedder(embedder) if isinstance(embedder, str) else embedder
         self.chunking = chunking
+        self.max_document_chars = MAX_DOCUMENT_CHARS
 
     @classmethod
     def open(
@@ -155,7 +156,11 @@ class Store:
         # Vectors computed for a failed write stay in the embedding cache: a retry (of a batch
         # that hit a rate limit, say) does not pay for them again.
         return DocumentRepository(
-            session, self.embedder, chunking=self.chunking, cache_engine=self.engine
+            session,
+            self.embedder,
+            chunking=self.chunking,
+            cache_engine=self.engine,
+            max_document_chars=self.max_document_chars,
         )
 
     def add(self, documents: DocumentInput | Iterable[DocumentInput]) -> IngestSummary:

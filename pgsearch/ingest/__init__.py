@@ -8,6 +8,7 @@
 
 from pgsearch.ingest.documents import DocumentInput, IngestSummary, content_hash
 from pgsearch.ingest.validation import (
+    MAX_DOCUMENT_CHARS,
     MAX_ID_BYTES,
     MAX_METADATA_DEPTH,
     given_vectors,
@@ -16,6 +17,7 @@ from pgsearch.ingest.validation import (
 from pgsearch.ingest.writer import write_documents
 
 __all__ = [
+    "MAX_DOCUMENT_CHARS",
     "MAX_ID_BYTES",
     "MAX_METADATA_DEPTH",
     "DocumentInput",

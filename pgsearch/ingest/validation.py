@@ -16,6 +16,7 @@ from pgsearch.exceptions import (
 from pgsearch.ingest.documents import DocumentInput
 
 __all__ = [
+    "MAX_DOCUMENT_CHARS",
     "MAX_ID_BYTES",
     "MAX_METADATA_DEPTH",
     "given_vectors",
@@ -29,6 +30,9 @@ __all__ = [
 MAX_ID_BYTES = 1024
 # jsonb nests deeply, but a filter reaches a value by a path of keys: 64 levels is generous.
 MAX_METADATA_DEPTH = 64
+# A document's text is chunked, embedded and indexed in one batch; past this size, split it
+# (or raise the limit: max_document_chars=, --max-document-chars).
+MAX_DOCUMENT_CHARS = 10_000_000
 # Characters that show nothing: whitespace, and format characters (zero-width space, joiners,
 # word joiner, byte order mark). A text made only of these cannot be searched.
 _INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
@@ -105,7 +109,7 @@ def given_vectors(doc: DocumentInput, chunks: int) -> NDArray[np.float32] | None
     return array
 
 
-def _validate(doc: DocumentInput) -> str:
+def _validate(doc: DocumentInput, max_chars: int) -> str:
     """Check one document; return its metadata as JSON text."""
     if not isinstance(doc.external_id, str) or not doc.external_id.strip():
         raise InvalidDocumentError(
@@ -115,6 +119,11 @@ def _validate(doc: DocumentInput) -> str:
     where = f"document {shown!r}"
     if not isinstance(doc.content, str) or not _has_text(doc.content):
         raise InvalidDocumentError(f"{where} has no text: empty documents cannot be searched")
+    if len(doc.content) > max_chars:
+        raise InvalidDocumentError(
+            f"{where} has {len(doc.content):,} characters, more than the limit of "
+            f"{max_chars:,}: split it into several documents, or raise max_document_chars"
+        )
     if doc.title is not None and not isinstance(doc.title, str):
         raise InvalidDocumentError(f"{where}: title must be a string")
     if not isinstance(doc.metadata, Mapping):
@@ -153,12 +162,14 @@ def _validate(doc: DocumentInput) -> str:
     return metadata_json
 
 
-def prepare_documents(documents: Iterable[DocumentInput]) -> list[tuple[DocumentInput, str]]:
+def prepare_documents(
+    documents: Iterable[DocumentInput], *, max_chars: int = MAX_DOCUMENT_CHARS
+) -> list[tuple[DocumentInput, str]]:
     """Validate a batch; pair each document with its metadata as JSON text."""
     prepared: list[tuple[DocumentInput, str]] = []
     seen: set[str] = set()
     for doc in documents:
-        metadata_json = _validate(doc)
+        metadata_json = _validate(doc, max_chars)
         if doc.external_id in seen:
             raise InvalidDocumentError(f"document {doc.external_id!r} appears twice in one batch")
         seen.add(doc.external_id)
@@ -166,10 +177,12 @@ def prepare_documents(documents: Iterable[DocumentInput]) -> list[tuple[Document
     return prepared
 
 
-def validate_documents(documents: Iterable[DocumentInput]) -> list[DocumentInput]:
+def validate_documents(
+    documents: Iterable[DocumentInput], *, max_chars: int = MAX_DOCUMENT_CHARS
+) -> list[DocumentInput]:
     """Validate a batch before anything is written.
 
     Raises:
         InvalidDocumentError: A blank text or id, bad metadata, or an id given twice.
     """
-    return [doc for doc, _ in prepare_documents(documents)]
+    return [doc for doc, _ in prepare_documents(documents, max_chars=max_chars)]

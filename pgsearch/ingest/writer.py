@@ -26,7 +26,7 @@ from pgsearch.exceptions import (
 )
 from pgsearch.ingest import statements as sql
 from pgsearch.ingest.documents import DocumentInput, IngestSummary, content_hash
-from pgsearch.ingest.validation import given_vectors, prepare_documents
+from pgsearch.ingest.validation import MAX_DOCUMENT_CHARS, given_vectors, prepare_documents
 from pgsearch.store_config import StoreSettings
 from pgsearch.types import Distance
 
@@ -57,10 +57,10 @@ def _chunks(doc: DocumentInput, chunking: ChunkingOptions | None) -> list[TextCh
 
 
 def _pending(
-    documents: Iterable[DocumentInput], chunking: ChunkingOptions | None
+    documents: Iterable[DocumentInput], chunking: ChunkingOptions | None, max_chars: int
 ) -> list[_Pending]:
     pending = []
-    for doc, metadata_json in prepare_documents(documents):
+    for doc, metadata_json in prepare_documents(documents, max_chars=max_chars):
         chunks = _chunks(doc, chunking)
         pending.append(
             _Pending(
@@ -181,6 +181,7 @@ def write_documents(
     replace: bool,
     chunking: ChunkingOptions | None = None,
     cache_engine: Engine | None = None,
+    max_document_chars: int = MAX_DOCUMENT_CHARS,
 ) -> IngestSummary:
     """Store a batch of documents with their chunks and embeddings in the session's transaction.
 
@@ -198,12 +199,13 @@ def write_documents(
         cache_engine: Add new vectors to the embedding cache through this engine, in
             transactions of their own (see :func:`pgsearch.embedding_cache.vectors_for`);
             default: in the session's transaction.
+        max_document_chars: Longer documents are refused (:data:`MAX_DOCUMENT_CHARS`).
 
     Raises:
         InvalidDocumentError: See :func:`validate_documents`.
         DocumentExistsError: ``replace`` is false and some ids are stored already.
     """
-    batch = _pending(documents, chunking)
+    batch = _pending(documents, chunking, max_document_chars)
     if not batch:
         return IngestSummary()
     for item in batch:

@@ -92,3 +92,25 @@ def test_all_zero_vectors_are_refused_in_a_cosine_store(
     DocumentRepository(session, embedder).add([DocumentInput("a", "some text")])
     with pytest.raises(EmbeddingMismatchError, match="all-zero"):
         SearchRepository(session).search(query_vector=np.zeros(64))
+
+
+def test_a_document_over_the_size_limit_writes_nothing(
+    session: Session, embedder: HashingEmbedder
+) -> None:
+    repository = DocumentRepository(session, embedder, max_document_chars=100)
+    with pytest.raises(InvalidDocumentError, match="more than the limit of 100"):
+        repository.add([DocumentInput("ok", "short"), DocumentInput("big", "word " * 30)])
+    assert _counts(session) == (0, 0)
+    DocumentRepository(session, embedder).add([DocumentInput("big", "word " * 30)])  # default
+    assert _counts(session) == (1, 1)
+
+
+def test_the_cli_size_limit(make_database: Any, tmp_path: Path, capsys: Any) -> None:
+    url: URL = make_database()
+    base = ["--database-url", url.render_as_string(hide_password=False), "--embedder", "hashing:64"]
+    assert main([*base, "migrate"]) == 0
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"id": "big", "text": "word " * 30}) + "\n")
+    capsys.readouterr()
+    assert main([*base, "ingest", str(corpus), "--max-document-chars", "100", "--no-progress"]) == 1
+    assert "more than the limit of 100" in capsys.readouterr().err
