@@ -3,8 +3,9 @@
     python benchmarks/search_modes.py scifact     # nDCG@10 on SciFact's train judgements
     python benchmarks/search_modes.py debian      # latency on 63,663 Debian package descriptions
 
-Documents go through pgsearch's own write path (one chunk per document) with the precomputed
-all-MiniLM-L6-v2 vectors in ../shared/data, looked up by text, so no model runs. Each data set
+Documents go through pgsearch's own write path carrying their precomputed all-MiniLM-L6-v2
+vectors from ../shared/data (``DocumentInput.vectors``: one chunk per document, no model runs);
+query vectors are looked up by query text. Each data set
 gets its own embedded store under --data-dir (default /tmp/pgsearch-bench), reused across runs.
 Prints figures; asserts nothing.
 """
@@ -31,7 +32,8 @@ ONE_CHUNK = ChunkingOptions(max_chars=1_000_000, overlap=0)
 
 
 class PrecomputedEmbedder:
-    """Answers with stored vectors for known texts: the vectors were computed offline."""
+    """Answers queries with stored vectors for known texts (computed offline); documents carry
+    their own vectors, so the write path never calls ``embed_documents``."""
 
     name = MODEL
     dimension = 384
@@ -101,7 +103,9 @@ def load_corpus(
         doc = json.loads(line)
         content = (doc["title"] + separator + doc["text"]).strip()
         embedder.vectors[content] = vector
-        documents.append(DocumentInput(doc_id, content, doc["title"], doc.get("metadata", {})))
+        documents.append(
+            DocumentInput(doc_id, content, doc["title"], doc.get("metadata", {}), vectors=[vector])
+        )
     return documents
 
 
