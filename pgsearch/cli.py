@@ -26,7 +26,7 @@ from pgsearch.database import describe_url, normalize_url
 from pgsearch.embedding_cache import cache_status, clear_cache
 from pgsearch.exceptions import PgSearchError, database_error
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
-from pgsearch.ingest import MAX_DOCUMENT_CHARS, IngestSummary, validate_documents
+from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary, check_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
 from pgsearch.sources import iter_documents
 from pgsearch.store import Store
@@ -180,24 +180,27 @@ def _ingest_paths(
 
     if batch_size < 1:
         raise PgSearchError("--batch-size must be positive")
-    # Read and check every input before the first write: bad input writes nothing.
-    read = iter_documents(paths)
-    documents = validate_documents(
-        with_vectors(read, vectors) if vectors else read, max_chars=store.max_document_chars
-    )
+
+    def read() -> Iterator[DocumentInput]:
+        documents = iter_documents(paths)
+        return with_vectors(documents, vectors) if vectors else documents
+
+    # Read and check every input before the first write (bad input writes nothing), keeping
+    # only ids; then read it again to write it, batch by batch: memory does not grow with it.
+    count = check_documents(read(), max_chars=store.max_document_chars)
     total = IngestSummary()
-    with tqdm(total=len(documents), unit="doc", disable=not progress, file=sys.stderr) as bar:
-        iterator = iter(documents)
+    with tqdm(total=count, unit="doc", disable=not progress, file=sys.stderr) as bar:
+        iterator = read()
         while batch := list(islice(iterator, batch_size)):
             total += store.upsert(batch)
             bar.update(len(batch))
     if total.inserted or total.updated:
         store.optimize()
     if as_json:
-        print(json.dumps({"documents": len(documents), **vars(total)}))
+        print(json.dumps({"documents": count, **vars(total)}))
         return
     print(
-        f"ingested {len(documents)} documents: {total.inserted} new, {total.updated} updated, "
+        f"ingested {count} documents: {total.inserted} new, {total.updated} updated, "
         f"{total.unchanged} unchanged; {total.chunks} chunks written ({total.embedded} texts "
         f"embedded, {total.cached} vectors from the cache, {total.given} given)"
     )

@@ -5,7 +5,8 @@ The repositories never commit, roll back or close the session: the caller owns t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, selectinload
@@ -13,7 +14,7 @@ from typing_extensions import Unpack
 
 from pgsearch.chunking import ChunkingOptions
 from pgsearch.embedders.base import Embedder
-from pgsearch.exceptions import translate_errors
+from pgsearch.exceptions import InvalidDocumentError, translate_errors
 from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary, write_documents
 from pgsearch.models import Document
 from pgsearch.search import SearchRequest, SearchResults, run_search
@@ -29,8 +30,18 @@ from pgsearch.types import SearchMode
 __all__ = ["DocumentRepository", "SearchRepository"]
 
 
-def _as_batch(documents: DocumentInput | Iterable[DocumentInput]) -> list[DocumentInput]:
-    return [documents] if isinstance(documents, DocumentInput) else list(documents)
+# Documents per write_documents call: the input is consumed this many at a time, so a call with
+# a million documents never holds them (their chunks, their vectors) in memory at once.
+WRITE_BATCH = 500
+
+
+def _batches(documents: DocumentInput | Iterable[DocumentInput]) -> Iterator[list[DocumentInput]]:
+    if isinstance(documents, DocumentInput):
+        yield [documents]
+        return
+    iterator = iter(documents)
+    while batch := list(islice(iterator, WRITE_BATCH)):
+        yield batch
 
 
 class DocumentRepository:
@@ -72,16 +83,31 @@ class DocumentRepository:
     def _write(
         self, documents: DocumentInput | Iterable[DocumentInput], *, replace: bool
     ) -> IngestSummary:
-        return write_documents(
-            self._session,
-            self._checked_store(),
-            self._embedder,
-            _as_batch(documents),
-            replace=replace,
-            chunking=self._chunking,
-            cache_engine=self._cache_engine,
-            max_document_chars=self._max_document_chars,
-        )
+        summary = IngestSummary()
+        seen: set[str] = set()
+        # One savepoint around the whole call: it is stored whole or not at all, however many
+        # batches it takes.
+        with self._session.begin_nested():
+            for batch in _batches(documents):
+                for doc in batch:
+                    if not isinstance(doc.external_id, str):
+                        continue  # write_documents refuses it, with what to do
+                    if doc.external_id in seen:
+                        raise InvalidDocumentError(
+                            f"document {doc.external_id!r} appears twice in one call"
+                        )
+                    seen.add(doc.external_id)
+                summary += write_documents(
+                    self._session,
+                    self._checked_store(),
+                    self._embedder,
+                    batch,
+                    replace=replace,
+                    chunking=self._chunking,
+                    cache_engine=self._cache_engine,
+                    max_document_chars=self._max_document_chars,
+                )
+        return summary
 
     def add(self, documents: DocumentInput | Iterable[DocumentInput]) -> IngestSummary:
         """Insert new documents.

@@ -11,6 +11,7 @@ from pgsearch.ingest.validation import (
     MAX_DOCUMENT_CHARS,
     MAX_ID_BYTES,
     MAX_METADATA_DEPTH,
+    check_documents,
     given_vectors,
     validate_documents,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_METADATA_DEPTH",
     "DocumentInput",
     "IngestSummary",
+    "check_documents",
     "content_hash",
     "given_vectors",
     "validate_documents",

@@ -19,6 +19,7 @@ __all__ = [
     "MAX_DOCUMENT_CHARS",
     "MAX_ID_BYTES",
     "MAX_METADATA_DEPTH",
+    "check_documents",
     "given_vectors",
     "prepare_documents",
     "validate_documents",
@@ -186,3 +187,22 @@ def validate_documents(
         InvalidDocumentError: A blank text or id, bad metadata, or an id given twice.
     """
     return [doc for doc, _ in prepare_documents(documents, max_chars=max_chars)]
+
+
+def check_documents(
+    documents: Iterable[DocumentInput], *, max_chars: int = MAX_DOCUMENT_CHARS
+) -> int:
+    """Validate documents as a stream, keeping only their ids; return how many there are.
+
+    For inputs too large to hold: read them once to check, then again to write.
+
+    Raises:
+        InvalidDocumentError: As :func:`validate_documents`.
+    """
+    seen: set[str] = set()
+    for doc in documents:
+        _validate(doc, max_chars)
+        if doc.external_id in seen:
+            raise InvalidDocumentError(f"document {doc.external_id!r} appears twice in the input")
+        seen.add(doc.external_id)
+    return len(seen)

@@ -114,3 +114,34 @@ def test_the_cli_size_limit(make_database: Any, tmp_path: Path, capsys: Any) -> 
     capsys.readouterr()
     assert main([*base, "ingest", str(corpus), "--max-document-chars", "100", "--no-progress"]) == 1
     assert "more than the limit of 100" in capsys.readouterr().err
+
+
+def test_a_large_call_is_consumed_in_batches_and_stays_whole(
+    session: Session, embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pgsearch import repository
+
+    produced = 0
+    seen_at_first_write: list[int] = []
+    write = repository.write_documents
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        seen_at_first_write.append(produced)
+        return write(*args, **kwargs)
+
+    def documents(count: int, bad_at: int | None = None) -> Any:
+        nonlocal produced
+        for i in range(count):
+            produced += 1
+            yield DocumentInput(f"doc-{i}", " " if i == bad_at else f"text number {i}")
+
+    monkeypatch.setattr(repository, "write_documents", counting)
+    n = repository.WRITE_BATCH * 2 + 10
+    # A bad document in the last batch: the earlier batches, already written, are rolled back.
+    with pytest.raises(InvalidDocumentError, match="has no text"):
+        DocumentRepository(session, embedder).add(documents(n, bad_at=n - 1))
+    assert seen_at_first_write[0] == repository.WRITE_BATCH  # never the whole input at once
+    assert _counts(session) == (0, 0)
+    produced = 0
+    summary = DocumentRepository(session, embedder).add(documents(n))
+    assert (summary.inserted, _counts(session)) == (n, (n, n))
