@@ -22,16 +22,7 @@ from pgsearch import (
 )
 from pgsearch.embedders.base import Vectors
 from pgsearch.ingest import content_hash
-
-
-def _counts(session: Session) -> tuple[int, int]:
-    row = session.execute(
-        text(
-            "SELECT (SELECT count(*) FROM pgsearch.documents),"
-            " (SELECT count(*) FROM pgsearch.chunks)"
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+from tests.integration.helpers import row_counts
 
 
 def test_add_and_get(
@@ -70,7 +61,7 @@ def test_add_refuses_existing_ids_and_writes_nothing(
     with pytest.raises(DocumentExistsError, match="bees"):
         repo.add([DocumentInput("new-one", "fresh text"), corpus[0]])
     assert repo.get("new-one") is None
-    assert _counts(session) == (2, 2)
+    assert row_counts(session) == (2, 2)
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -110,7 +101,7 @@ def test_upsert_reembeds_only_changed_content(
     session.expire_all()
     doc = repo.get("bees")
     assert doc is not None and [c.content for c in doc.chunks] == ["Bumblebees nest in the ground."]
-    assert _counts(session) == (5, 5)
+    assert row_counts(session) == (5, 5)
 
 
 def test_new_chunking_settings_rechunk_on_upsert(
@@ -148,7 +139,7 @@ def test_delete_cascades_to_chunks(
     repo.add(corpus)
     assert repo.delete(["bees", "bread", "not-there"]) == 2
     assert repo.delete("bees") == 0
-    assert _counts(session) == (3, 3)
+    assert row_counts(session) == (3, 3)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +166,7 @@ def test_bad_documents_write_nothing(
 ) -> None:
     with pytest.raises(InvalidDocumentError, match=message):
         DocumentRepository(session, embedder).upsert([*corpus, bad])
-    assert _counts(session) == (0, 0)
+    assert row_counts(session) == (0, 0)
 
 
 def test_duplicate_ids_in_one_batch_are_refused(
@@ -196,7 +187,7 @@ def test_embedder_of_another_dimension_is_refused(
         DocumentRepository(session, HashingEmbedder(32)).add(corpus)
     with pytest.raises(EmbeddingMismatchError):
         SearchRepository(session, HashingEmbedder(32)).search("bees", mode="vector")
-    assert _counts(session) == (0, 0)
+    assert row_counts(session) == (0, 0)
 
 
 class RenamedEmbedder(HashingEmbedder):
@@ -229,7 +220,7 @@ def test_bad_vectors_are_refused_before_writing(
 ) -> None:
     with pytest.raises(EmbeddingMismatchError):
         DocumentRepository(session, bad_embedder).add(corpus)
-    assert _counts(session) == (0, 0)
+    assert row_counts(session) == (0, 0)
 
 
 def test_unmigrated_database_is_refused(

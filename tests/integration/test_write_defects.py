@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import URL, text
+from sqlalchemy import URL
 from sqlalchemy.orm import Session
 
 from pgsearch import (
@@ -21,16 +21,7 @@ from pgsearch import (
 )
 from pgsearch.cli import main
 from pgsearch.embedders.base import Vectors
-
-
-def _counts(session: Session) -> tuple[int, int]:
-    row = session.execute(
-        text(
-            "SELECT (SELECT count(*) FROM pgsearch.documents),"
-            " (SELECT count(*) FROM pgsearch.chunks)"
-        )
-    ).one()
-    return row[0], row[1]
+from tests.integration.helpers import row_counts
 
 
 def test_an_over_long_id_stops_the_cli_ingest_before_any_write(
@@ -75,7 +66,7 @@ def test_hostile_documents_write_nothing(
     good = DocumentInput("good", "a good document")
     with pytest.raises(InvalidDocumentError, match=message):
         DocumentRepository(session, embedder).upsert([good, bad])
-    assert _counts(session) == (0, 0)
+    assert row_counts(session) == (0, 0)
 
 
 class ZeroEmbedder(HashingEmbedder):
@@ -88,7 +79,7 @@ def test_all_zero_vectors_are_refused_in_a_cosine_store(
 ) -> None:
     with pytest.raises(EmbeddingMismatchError, match="all-zero"):
         DocumentRepository(session, ZeroEmbedder(64)).add([DocumentInput("a", "some text")])
-    assert _counts(session) == (0, 0)
+    assert row_counts(session) == (0, 0)
     DocumentRepository(session, embedder).add([DocumentInput("a", "some text")])
     with pytest.raises(EmbeddingMismatchError, match="all-zero"):
         SearchRepository(session).search(query_vector=np.zeros(64))
@@ -100,9 +91,9 @@ def test_a_document_over_the_size_limit_writes_nothing(
     repository = DocumentRepository(session, embedder, max_document_chars=100)
     with pytest.raises(InvalidDocumentError, match="more than the limit of 100"):
         repository.add([DocumentInput("ok", "short"), DocumentInput("big", "word " * 30)])
-    assert _counts(session) == (0, 0)
+    assert row_counts(session) == (0, 0)
     DocumentRepository(session, embedder).add([DocumentInput("big", "word " * 30)])  # default
-    assert _counts(session) == (1, 1)
+    assert row_counts(session) == (1, 1)
 
 
 def test_the_cli_size_limit(make_database: Any, tmp_path: Path, capsys: Any) -> None:
@@ -141,7 +132,7 @@ def test_a_large_call_is_consumed_in_batches_and_stays_whole(
     with pytest.raises(InvalidDocumentError, match="has no text"):
         DocumentRepository(session, embedder).add(documents(n, bad_at=n - 1))
     assert seen_at_first_write[0] == repository.WRITE_BATCH  # never the whole input at once
-    assert _counts(session) == (0, 0)
+    assert row_counts(session) == (0, 0)
     produced = 0
     summary = DocumentRepository(session, embedder).add(documents(n))
-    assert (summary.inserted, _counts(session)) == (n, (n, n))
+    assert (summary.inserted, row_counts(session)) == (n, (n, n))
