@@ -34,16 +34,6 @@ class Distance(Enum):
             "inner_product": "vector_ip_ops",
         }[self.value]
 
-    def score_sql(self, distance: str) -> str:
-        """SQL turning the operator's result (the SQL expression ``distance``) into a score.
-
-        Higher is better: cosine similarity for cosine, the inner product for inner product
-        (pgvector's ``<#>`` returns it negated), the negated Euclidean distance for L2.
-        """
-        if self is Distance.COSINE:
-            return f"1 - {distance}"
-        return f"-{distance}"
-
     @classmethod
     def parse(cls, value: str | Distance) -> Distance:
         """Return the distance named ``value`` or raise :class:`ConfigurationError`."""

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection
 
-from pgsearch.embedders.base import Embedder, check_vectors
+from pgsearch.embedders.base import Embedder
 from pgsearch.exceptions import ConfigurationError, translate_errors
 from pgsearch.search import prepared
 from pgsearch.search.estimates import estimate_rows
@@ -89,13 +89,8 @@ def query_vector(
             "or search with query_vector"
         )
     check_embedder(store, embedder)
-    vector = check_vectors(
-        embedder.embed_query(request.query or "").reshape(1, -1),
-        1,
-        store.embedding_dim,
-        embedder.name,
-    )
-    return check_query_vector(vector[0], store.embedding_dim, cosine=cosine)
+    embedded = embedder.embed_query(request.query or "")
+    return check_query_vector(embedded, store.embedding_dim, cosine=cosine)
 
 
 def run_search(
