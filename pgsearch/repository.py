@@ -23,7 +23,6 @@ from pgsearch.store_config import (
     StoreSettings,
     cached_store_settings,
     check_embedder,
-    load_store_settings,
 )
 from pgsearch.types import SearchMode
 
@@ -75,7 +74,9 @@ class DocumentRepository:
 
     def _checked_store(self) -> StoreSettings:
         if self._store is None:
-            store = load_store_settings(self._session)
+            with translate_errors():
+                # Read once per engine, as searches read it: Store makes a repository per call.
+                store = cached_store_settings(self._session.connection())
             check_embedder(store, self._embedder)
             self._store = store
         return self._store
