@@ -1,5 +1,6 @@
 """pgsearch: PostgreSQL as a vector, full-text and hybrid search store."""
 
+from pgsearch.bulk_load import IndexBuildSettings
 from pgsearch.chunking import ChunkingOptions, TextChunk, chunk_text
 from pgsearch.config import Settings
 from pgsearch.database import create_engine
@@ -48,6 +49,7 @@ __all__ = [
     "EmbeddingMismatchError",
     "ExtensionMissingError",
     "HashingEmbedder",
+    "IndexBuildSettings",
     "IngestSummary",
     "InvalidDocumentError",
     "InvalidFilterError",

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
 from types import FrameType
@@ -20,6 +20,11 @@ import psycopg
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from pgsearch.bulk_load import (
+    DEFAULT_MAINTENANCE_WORK_MEM,
+    DEFER_MIN_DOCUMENTS,
+    IndexBuildSettings,
+)
 from pgsearch.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, ChunkingOptions
 from pgsearch.config import Settings
 from pgsearch.database import describe_url, normalize_url
@@ -84,6 +89,18 @@ def _parser() -> argparse.ArgumentParser:
         default=MAX_DOCUMENT_CHARS,
         help=f"refuse longer documents (default {MAX_DOCUMENT_CHARS:,})",
     )
+    ingest.add_argument(
+        "--defer-indexes",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="drop the HNSW and GIN indexes for the load and build them after it; auto: when "
+        f"the load has at least {DEFER_MIN_DOCUMENTS:,} documents and the store fewer than it",
+    )
+    ingest.add_argument(
+        "--maintenance-work-mem",
+        default=DEFAULT_MAINTENANCE_WORK_MEM,
+        help=f"memory for building deferred indexes (default {DEFAULT_MAINTENANCE_WORK_MEM})",
+    )
 
     search = commands.add_parser("search", help="search the store")
     search.add_argument("query")
@@ -135,6 +152,16 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("key", help="metadata key, e.g. year or author.name")
     index.add_argument("--drop", action="store_true", help="drop the key's index instead")
 
+    optimize = commands.add_parser(
+        "optimize",
+        help="build indexes a bulk load left deferred, merge GIN pending lists, ANALYZE",
+    )
+    optimize.add_argument(
+        "--maintenance-work-mem",
+        default=DEFAULT_MAINTENANCE_WORK_MEM,
+        help=f"memory for building deferred indexes (default {DEFAULT_MAINTENANCE_WORK_MEM})",
+    )
+
     demo = commands.add_parser(
         "demo", help="migrate, ingest the bundled sample corpus and search it in every mode"
     )
@@ -175,6 +202,8 @@ def _ingest_paths(
     progress: bool,
     vectors: VectorFolder | None = None,
     as_json: bool = False,
+    defer_indexes: str = "auto",
+    build: IndexBuildSettings | None = None,
 ) -> None:
     from tqdm import tqdm
 
@@ -188,17 +217,26 @@ def _ingest_paths(
     # Read and check every input before the first write (bad input writes nothing), keeping
     # only ids; then read it again to write it, batch by batch: memory does not grow with it.
     count = check_documents(read(), max_chars=store.max_document_chars)
+    defer = defer_indexes == "always" or (defer_indexes == "auto" and store.worth_deferring(count))
     total = IngestSummary()
-    with tqdm(total=count, unit="doc", disable=not progress, file=sys.stderr) as bar:
+    load: AbstractContextManager[list[str]] = store.bulk_load(build) if defer else nullcontext([])
+    with (
+        load as deferred,
+        tqdm(total=count, unit="doc", disable=not progress, file=sys.stderr) as bar,
+    ):
+        if deferred:
+            bar.set_postfix_str("indexes deferred")
         iterator = read()
         while batch := list(islice(iterator, batch_size)):
             total += store.upsert(batch)
             bar.update(len(batch))
-    if total.inserted or total.updated:
-        store.optimize()
+    if not defer and (total.inserted or total.updated or store.deferred_indexes()):
+        store.optimize(build)  # bulk_load has optimized already
     if as_json:
-        print(json.dumps({"documents": count, **vars(total)}))
+        print(json.dumps({"documents": count, **vars(total), "indexes_built_after": deferred}))
         return
+    if deferred:
+        print(f"built {len(deferred)} indexes after the data: {', '.join(deferred)}")
     print(
         f"ingested {count} documents: {total.inserted} new, {total.updated} updated, "
         f"{total.unchanged} unchanged; {total.chunks} chunks written ({total.embedded} texts "
@@ -217,6 +255,8 @@ def _ingest(store: Store, args: argparse.Namespace) -> None:
         progress=not args.no_progress,
         vectors=folder,
         as_json=args.json,
+        defer_indexes=args.defer_indexes,
+        build=IndexBuildSettings(args.maintenance_work_mem),
     )
 
 
@@ -317,6 +357,8 @@ def _status(store: Store, args: argparse.Namespace) -> None:
             print(f"{key}: {value}")
     if not report["migrated"]:
         print("run `pgsearch migrate` to create the pgsearch schema")
+    elif report["deferred_indexes"]:
+        print("some indexes are deferred by a bulk load: `pgsearch optimize` builds them")
 
 
 def _cache(store: Store, args: argparse.Namespace) -> None:
@@ -340,6 +382,18 @@ def _index(store: Store, args: argparse.Namespace) -> None:
         print(f"index pgsearch.{create_metadata_index(store.engine, args.key)} is ready")
 
 
+def _optimize(store: Store, args: argparse.Namespace) -> None:
+    pending = store.deferred_indexes()
+    store.optimize(IndexBuildSettings(args.maintenance_work_mem))
+    left = store.deferred_indexes()
+    built = [name for name in pending if name not in left]
+    if built:
+        print(f"built {len(built)} deferred indexes: {', '.join(built)}")
+    if left:
+        print(f"a bulk load is running; it will build {', '.join(left)} when it ends")
+    print("merged GIN pending lists and refreshed planner statistics")
+
+
 def _downgrade(store: Store, args: argparse.Namespace) -> None:
     store.downgrade(args.revision)
     print(f"pgsearch schema downgraded to {args.revision}")
@@ -353,6 +407,7 @@ _COMMANDS = {
     "index": _index,
     "cache": _cache,
     "status": _status,
+    "optimize": _optimize,
     "demo": _demo,
 }
 

@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,14 @@ from sqlalchemy.exc import ArgumentError
 from pgsearch.config import Settings
 from pgsearch.exceptions import ConfigurationError, StoreNotFoundError
 
-__all__ = ["EMBEDDED_DATABASE", "create_engine", "describe_url", "resolve_url", "start_embedded"]
+__all__ = [
+    "EMBEDDED_DATABASE",
+    "autocommit_connection",
+    "create_engine",
+    "describe_url",
+    "resolve_url",
+    "start_embedded",
+]
 
 EMBEDDED_DATABASE = "pgsearch"
 
@@ -231,3 +240,18 @@ def create_engine(
             connection instead; pass ``pool_pre_ping=True`` for other long-lived uses.
     """
     return sa_create_engine(resolve_url(url, settings=settings, create=create), **engine_options)
+
+
+@contextmanager
+def autocommit_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled driver connection in autocommit mode, for DDL in transactions of its own
+    (``CONCURRENTLY`` refuses a transaction block). It goes back to the pool as it came."""
+    raw = engine.raw_connection()
+    connection: psycopg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+    try:
+        connection.autocommit = True
+        yield connection
+    finally:
+        if not connection.closed and not connection.broken:
+            connection.autocommit = False
+        raw.close()

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from pgsearch.database import autocommit_connection
 from pgsearch.exceptions import PgSearchError
 from pgsearch.search.estimates import forget_estimates
 from pgsearch.search.filters import metadata_path
@@ -54,7 +55,11 @@ def after_bulk_write(session: Session) -> None:
         try:
             with session.begin_nested():
                 session.execute(
-                    text("SELECT gin_clean_pending_list(CAST(:index AS regclass))"),
+                    # An index a running bulk load has dropped is skipped.
+                    text(
+                        "SELECT gin_clean_pending_list(i) FROM to_regclass(:index) AS i"
+                        " WHERE i IS NOT NULL"
+                    ),
                     {"index": index},
                 )
         except DBAPIError as exc:
@@ -77,16 +82,12 @@ def metadata_index_name(key: str) -> str:
 @contextmanager
 def _autocommit(engine: Engine, action: str) -> Iterator[Any]:
     """A driver connection in autocommit mode (``CONCURRENTLY`` refuses transactions)."""
-    raw = engine.raw_connection()
-    try:
-        dbapi: Any = raw.driver_connection
-        dbapi.autocommit = True
-        yield dbapi
-    except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PgSearchError(f"cannot {action}: {reason}") from exc
-    finally:
-        raw.close()
+    with autocommit_connection(engine) as connection:
+        try:
+            yield connection
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PgSearchError(f"cannot {action}: {reason}") from exc
 
 
 def create_metadata_index(engine: Engine, key: str) -> str:

@@ -17,6 +17,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from typing_extensions import Unpack
 
+from pgsearch.bulk_load import (
+    IndexBuildSettings,
+    build_deferred_indexes,
+    deferred_index_names,
+    indexes_deferred,
+    worth_deferring,
+)
 from pgsearch.chunking import ChunkingOptions
 from pgsearch.config import Settings
 from pgsearch.database import create_engine, describe_url
@@ -47,6 +54,7 @@ class StoreStatus:
     documents: int = 0
     chunks: int = 0
     indexes: dict[str, str] = field(default_factory=dict)
+    deferred_indexes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -63,6 +71,7 @@ class StoreStatus:
             "documents": self.documents,
             "chunks": self.chunks,
             "indexes": self.indexes,
+            "deferred_indexes": self.deferred_indexes,
         }
 
 
@@ -216,11 +225,43 @@ class Store:
             store = cached_store_settings(connection)
             return run_search(connection, store, request, self.embedder)
 
-    def optimize(self) -> None:
-        """Merge GIN pending lists and refresh statistics; run after bulk loads.
+    @contextmanager
+    def bulk_load(self, settings: IndexBuildSettings | None = None) -> Iterator[list[str]]:
+        """Build the store's HNSW and GIN indexes after the writes of the block, not row by row.
 
-        See :func:`pgsearch.indexes.after_bulk_write`. ``pgsearch ingest`` does this itself.
+        For a large first load (an empty store, or one much smaller than the load): building
+        an index over loaded rows is several times faster than updating it row by row. Searches
+        during the block are correct but slow (no indexes); when it ends, the indexes are built
+        (with ``settings``, 1 GB of ``maintenance_work_mem`` by default) and :meth:`optimize`
+        runs. A process that dies inside the block leaves the definitions behind, and the next
+        :meth:`optimize` builds them. See :mod:`pgsearch.bulk_load`.
+
+        Yields:
+            The names of the indexes deferred (empty when another bulk load is running).
         """
+        with indexes_deferred(self.engine, settings) as deferred:
+            yield deferred
+        self.optimize(settings)
+
+    def worth_deferring(self, documents: int) -> bool:
+        """Whether a load of ``documents`` should use :meth:`bulk_load` (see
+        :func:`pgsearch.bulk_load.worth_deferring`)."""
+        with self.engine.connect() as connection:
+            return worth_deferring(connection.connection.driver_connection, documents)  # type: ignore[arg-type]
+
+    def deferred_indexes(self) -> list[str]:
+        """Indexes that a bulk load dropped and that are not built yet (see :meth:`optimize`)."""
+        with self.engine.connect() as connection:
+            return deferred_index_names(connection.connection.driver_connection)  # type: ignore[arg-type]
+
+    def optimize(self, settings: IndexBuildSettings | None = None) -> None:
+        """Build deferred indexes, merge GIN pending lists and refresh statistics.
+
+        Run it after bulk loads; ``pgsearch ingest`` does this itself. Indexes that a bulk load
+        dropped and never built (the process died) are built here, unless a bulk load is
+        running. See :func:`pgsearch.indexes.after_bulk_write`.
+        """
+        build_deferred_indexes(self.engine, settings)
         with self.session() as session:
             after_bulk_write(session)
 
@@ -253,6 +294,9 @@ class Store:
                     )
                 )
             }
+            deferred = deferred_index_names(
+                session.connection().connection.driver_connection  # type: ignore[arg-type]
+            )
             return StoreStatus(
                 database=database,
                 server_version=server_version,
@@ -262,4 +306,5 @@ class Store:
                 documents=counts.documents,
                 chunks=counts.chunks,
                 indexes=indexes,
+                deferred_indexes=deferred,
             )
