@@ -1,8 +1,13 @@
-"""The write path's SQL, and the binary COPY that moves chunks through a staging table."""
+"""The write path's SQL, run on the session's connection with psycopg's binary format.
+
+Arrays of ids and texts travel in the binary format: the text format escapes every element of
+every array in Python, which costs more than the statements themselves. Chunks travel by binary
+COPY (pgvector's binary format for the vectors) through a staging table.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pgvector import Vector
@@ -12,42 +17,60 @@ from sqlalchemy.orm import Session
 from pgsearch.vectors import register_binary_vectors
 
 __all__ = [
-    "DELETE_CHUNKS",
-    "IDS_OF",
-    "INSERT_DOCUMENTS",
-    "LOCK_STORED",
-    "READ_STORED",
-    "STORED_CHUNK_HASHES",
-    "SYNC_CHUNK_METADATA",
-    "UPSERT_DOCUMENTS",
     "copy_chunks",
+    "delete_chunks",
+    "ids_of",
+    "stored_chunk_hashes",
+    "stored_documents",
+    "sync_chunk_metadata",
+    "write_document_rows",
 ]
+
+
+def _run(session: Session, query: str, params: dict[str, Any]) -> list[Any]:
+    """Execute ``query`` in the session's transaction with binary parameters; return its rows."""
+    dbapi: Any = session.connection().connection.dbapi_connection
+    with dbapi.cursor(binary=True) as cursor:
+        cursor.execute(query, params)
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
 
 
 _STORED = (
     "SELECT id, external_id FROM pgsearch.documents"
-    " WHERE external_id = ANY(CAST(:external_ids AS text[]))"
+    " WHERE external_id = ANY(%(external_ids)b::text[])"
     ' ORDER BY external_id COLLATE "C"'
 )
-READ_STORED = text(_STORED)
-LOCK_STORED = text(_STORED + " FOR UPDATE")
 
-STORED_CHUNK_HASHES = text(
-    "SELECT document_id, content_hash FROM pgsearch.chunks"
-    " WHERE document_id = ANY(CAST(:document_ids AS bigint[]))"
-    " ORDER BY document_id, position"
-)
+
+def stored_documents(
+    session: Session, external_ids: Sequence[str], *, lock: bool
+) -> list[tuple[int, str]]:
+    """``(id, external_id)`` of the stored ones; with ``lock``, locked ``FOR UPDATE`` in the
+    "C" collation's order, the same for every writer."""
+    query = _STORED + " FOR UPDATE" if lock else _STORED
+    return _run(session, query, {"external_ids": list(external_ids)})
+
+
+def stored_chunk_hashes(session: Session, document_ids: Sequence[int]) -> list[tuple[int, str]]:
+    """``(document_id, content_hash)`` of the documents' chunks, in position order."""
+    return _run(
+        session,
+        "SELECT document_id, content_hash FROM pgsearch.chunks"
+        " WHERE document_id = ANY(%(document_ids)b::int8[]) ORDER BY document_id, position",
+        {"document_ids": list(document_ids)},
+    )
+
 
 _DOCUMENT_ROWS = """
     INSERT INTO pgsearch.documents AS d (external_id, title, content, metadata, content_hash)
     SELECT * FROM unnest(
-        CAST(:external_ids AS text[]), CAST(:titles AS text[]), CAST(:contents AS text[]),
-        CAST(:metadata AS jsonb[]), CAST(:hashes AS text[]))
+        %(external_ids)b::text[], %(titles)b::text[], %(contents)b::text[],
+        %(metadata)b::text[]::jsonb[], %(hashes)b::text[])
 """
 
 # ON CONFLICT DO UPDATE locks the conflicting row even where its WHERE is false, so a row that a
 # concurrent transaction inserted after LOCK_STORED is locked by this statement too.
-UPSERT_DOCUMENTS = text(
+_UPSERT_DOCUMENTS = (
     _DOCUMENT_ROWS
     + """
     ON CONFLICT (external_id) DO UPDATE
@@ -59,7 +82,7 @@ UPSERT_DOCUMENTS = text(
     """
 )
 
-INSERT_DOCUMENTS = text(
+_INSERT_DOCUMENTS = (
     _DOCUMENT_ROWS
     + """
     ON CONFLICT (external_id) DO NOTHING
@@ -67,23 +90,48 @@ INSERT_DOCUMENTS = text(
     """
 )
 
-IDS_OF = text(
-    "SELECT id, external_id FROM pgsearch.documents"
-    " WHERE external_id = ANY(CAST(:external_ids AS text[]))"
-)
 
-DELETE_CHUNKS = text(
-    "DELETE FROM pgsearch.chunks WHERE document_id = ANY(CAST(:document_ids AS bigint[]))"
-)
+def write_document_rows(
+    session: Session, columns: dict[str, list[Any]], *, replace: bool
+) -> list[tuple[int, str, bool]]:
+    """Insert (or with ``replace``, upsert) document rows given as columns; return
+    ``(id, external_id, inserted)`` of each row written."""
+    query = _UPSERT_DOCUMENTS if replace else _INSERT_DOCUMENTS
+    return _run(session, query, columns)
 
-SYNC_CHUNK_METADATA = text(
-    """
-    UPDATE pgsearch.chunks AS c SET metadata = d.metadata
-    FROM pgsearch.documents AS d
-    WHERE d.id = c.document_id AND d.id = ANY(CAST(:document_ids AS bigint[]))
-      AND c.metadata IS DISTINCT FROM d.metadata
-    """
-)
+
+def ids_of(session: Session, external_ids: Sequence[str]) -> list[tuple[int, str]]:
+    """``(id, external_id)`` of the stored ones, unlocked."""
+    return _run(
+        session,
+        "SELECT id, external_id FROM pgsearch.documents"
+        " WHERE external_id = ANY(%(external_ids)b::text[])",
+        {"external_ids": list(external_ids)},
+    )
+
+
+def delete_chunks(session: Session, document_ids: Sequence[int]) -> None:
+    """Delete the documents' chunks."""
+    _run(
+        session,
+        "DELETE FROM pgsearch.chunks WHERE document_id = ANY(%(document_ids)b::int8[])",
+        {"document_ids": list(document_ids)},
+    )
+
+
+def sync_chunk_metadata(session: Session, document_ids: Sequence[int]) -> None:
+    """Copy each document's metadata onto its chunks where it differs."""
+    _run(
+        session,
+        """
+        UPDATE pgsearch.chunks AS c SET metadata = d.metadata
+        FROM pgsearch.documents AS d
+        WHERE d.id = c.document_id AND d.id = ANY(%(document_ids)b::int8[])
+          AND c.metadata IS DISTINCT FROM d.metadata
+        """,
+        {"document_ids": list(document_ids)},
+    )
+
 
 # Chunks travel by binary COPY (pgvector's binary format for the vectors) into a temporary
 # staging table of this connection, then one set-based INSERT moves them. The staging table is

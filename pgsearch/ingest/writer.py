@@ -73,7 +73,7 @@ def _pending(
             )
         )
     # One order for every writer (locks, inserts) keeps overlapping batches from deadlocking:
-    # Python orders str by code point, as the "C" collation orders UTF-8 in sql.LOCK_STORED.
+    # Python orders str by code point, as the "C" collation orders UTF-8 in sql.stored_documents.
     return sorted(pending, key=lambda item: item.doc.external_id)
 
 
@@ -82,17 +82,16 @@ def _stored(
 ) -> dict[str, tuple[int, list[str]]]:
     """The batch's stored documents as ``external_id -> (id, chunk hashes)``; with ``lock``,
     locked ``FOR UPDATE`` in one order for every writer."""
-    ids = {
-        row.external_id: row.id
-        for row in session.execute(
-            sql.LOCK_STORED if lock else sql.READ_STORED,
-            {"external_ids": [item.doc.external_id for item in batch]},
+    ids = dict(
+        (external_id, i)
+        for i, external_id in sql.stored_documents(
+            session, [item.doc.external_id for item in batch], lock=lock
         )
-    }
+    )
     hashes: dict[int, list[str]] = {document_id: [] for document_id in ids.values()}
     if ids:
-        for row in session.execute(sql.STORED_CHUNK_HASHES, {"document_ids": list(ids.values())}):
-            hashes[row.document_id].append(row.content_hash)
+        for document_id, chunk_hash in sql.stored_chunk_hashes(session, list(ids.values())):
+            hashes[document_id].append(chunk_hash)
     return {external_id: (i, hashes[i]) for external_id, i in ids.items()}
 
 
@@ -121,8 +120,8 @@ def _write_document_rows(
     session: Session, batch: list[_Pending], *, replace: bool
 ) -> tuple[dict[str, int], set[str], set[str]]:
     """Insert or update document rows; return ids, inserted ids and updated ids."""
-    rows = session.execute(
-        sql.UPSERT_DOCUMENTS if replace else sql.INSERT_DOCUMENTS,
+    rows = sql.write_document_rows(
+        session,
         {
             "external_ids": [item.doc.external_id for item in batch],
             "titles": [item.doc.title for item in batch],
@@ -130,10 +129,11 @@ def _write_document_rows(
             "metadata": [item.metadata_json for item in batch],
             "hashes": [item.content_hash for item in batch],
         },
-    ).all()
-    ids = {row.external_id: row.id for row in rows}
-    inserted = {row.external_id for row in rows if row.inserted}
-    updated = {row.external_id for row in rows if not row.inserted}
+        replace=replace,
+    )
+    ids = {external_id: i for i, external_id, _ in rows}
+    inserted = {external_id for _, external_id, new in rows if new}
+    updated = {external_id for _, external_id, new in rows if not new}
     missing = [item.doc.external_id for item in batch if item.doc.external_id not in ids]
     if missing and not replace:
         raise DocumentExistsError(
@@ -142,12 +142,7 @@ def _write_document_rows(
         )
     if missing:
         # Unchanged rows return nothing from the upsert; it has locked them all the same.
-        ids.update(
-            {
-                row.external_id: row.id
-                for row in session.execute(sql.IDS_OF, {"external_ids": missing})
-            }
-        )
+        ids.update((external_id, i) for i, external_id in sql.ids_of(session, missing))
     return ids, inserted, updated
 
 
@@ -240,10 +235,10 @@ def write_documents(
                 ids[i.doc.external_id] for i in changed if i.doc.external_id not in inserted
             ]
             if replaced:
-                session.execute(sql.DELETE_CHUNKS, {"document_ids": replaced})
+                sql.delete_chunks(session, replaced)
             kept = [i for i in ids.values() if i not in changed_ids]
             if kept:
-                session.execute(sql.SYNC_CHUNK_METADATA, {"document_ids": kept})
+                sql.sync_chunk_metadata(session, kept)
             chunk_rows = [
                 (
                     ids[item.doc.external_id],
