@@ -33,6 +33,7 @@ from pgsearch.exceptions import PgSearchError, database_error
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
 from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary, check_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
+from pgsearch.search.options import DEFAULT_B, DEFAULT_K1
 from pgsearch.sources import iter_documents
 from pgsearch.store import Store
 from pgsearch.types import Distance, SearchMode
@@ -104,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="search the store")
     search.add_argument("query")
-    search.add_argument("--mode", default="hybrid", help="vector, text or hybrid (default)")
+    search.add_argument("--mode", default="hybrid", help="vector, text, bm25 or hybrid (default)")
     search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
     search.add_argument(
         "--filter",
@@ -128,10 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--text-match",
-        choices=["half", "all"],
-        default="half",
-        help="hybrid keyword leg: chunks with at least half the query's words (default) or all",
+        choices=["any", "half", "all"],
+        default="any",
+        help="chunks the keyword leg ranks: with any of the query's words (default), half of "
+        "them, or all (web search syntax: quotes, or, -word)",
     )
+    search.add_argument("--k1", type=float, default=DEFAULT_K1, help="BM25 k1 (default 1.2)")
+    search.add_argument("--b", type=float, default=DEFAULT_B, help="BM25 b (default 0.75)")
     search.add_argument(
         "--explain", action="store_true", help="say which path served the vector leg, and why"
     )
@@ -285,6 +289,8 @@ def _search(store: Store, args: argparse.Namespace) -> None:
         ef_search=args.ef_search,
         iterative_scan=args.iterative_scan,
         text_match=args.text_match,
+        k1=args.k1,
+        b=args.b,
     )
     results = store.run(request)
     if args.explain:

@@ -67,6 +67,10 @@ def after_bulk_write(session: Session) -> None:
                 raise
             # Only the index owner may merge; autovacuum will, later. The data is written.
             _log.warning("cannot merge the pending list of %s: not its owner", index)
+    # Fold BM25's statistics ledgers into a row per lexeme (a store from before 0005_bm25
+    # has none).
+    if session.execute(text("SELECT to_regproc('pgsearch.bm25_compact')")).scalar() is not None:
+        session.execute(text("SELECT pgsearch.bm25_compact()"))
     session.execute(text("ANALYZE pgsearch.documents, pgsearch.chunks"))
     forget_estimates(session.connection().engine)  # routing reads the new statistics
 

@@ -51,6 +51,7 @@ class SearchMode(Enum):
 
     VECTOR = "vector"
     TEXT = "text"
+    BM25 = "bm25"
     HYBRID = "hybrid"
 
     @classmethod

@@ -15,8 +15,10 @@ from pgsearch.search.filters import FilterNode, parse_filter
 from pgsearch.types import SearchMode
 
 __all__ = [
+    "DEFAULT_B",
     "DEFAULT_EF_SEARCH",
     "DEFAULT_EXACT_THRESHOLD",
+    "DEFAULT_K1",
     "MAX_EF_SEARCH",
     "MAX_K",
     "MAX_QUERY_CHARS",
@@ -43,7 +45,12 @@ DEFAULT_EXACT_THRESHOLD = 10_000
 
 IterativeScan = Literal["off", "relaxed_order", "strict_order"]
 GroupBy = Literal["chunk", "document"]
-TextMatch = Literal["half", "all"]
+TextMatch = Literal["any", "half", "all"]
+
+# Okapi BM25's usual constants (Robertson & Zaragoza 2009; the defaults of Lucene,
+# Elasticsearch and bm25s): k1 saturates term frequency, b normalises by chunk length.
+DEFAULT_K1 = 1.2
+DEFAULT_B = 0.75
 
 
 def _positive_int(name: str, value: object, low: int, high: int, whose: str = "") -> int:
@@ -52,6 +59,11 @@ def _positive_int(name: str, value: object, low: int, high: int, whose: str = ""
     if not low <= value <= high:
         raise InvalidSearchError(f"{name}={value} is out of {whose}range: use {low} to {high}")
     return value
+
+
+def _number(name: str, value: object, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InvalidSearchError(f"{name} must be a number from {low} to {high}, got {value!r}")
 
 
 def _check_query(query: object) -> str | None:
@@ -101,6 +113,8 @@ class SearchOptions(TypedDict, total=False):
     rrf_k: int
     candidates: int | None
     text_match: TextMatch
+    k1: float
+    b: float
 
 
 def _canonical(value: Any) -> str:
@@ -121,7 +135,7 @@ class SearchRequest:
     Attributes:
         query: The query text. Optional with ``query_vector`` in vector mode.
         k: Number of results, 1 to 1000.
-        mode: ``vector``, ``text`` or ``hybrid``; default hybrid with a query text, vector
+        mode: ``vector``, ``text``, ``bm25`` or ``hybrid``; default hybrid with a query text, vector
             with only a query vector.
         query_vector: A query embedding computed elsewhere (list or numpy array); checked for
             dimension and finiteness against the store.
@@ -137,7 +151,12 @@ class SearchRequest:
             the exact path.
         rrf_k: Reciprocal rank fusion constant (hybrid).
         candidates: Depth of each hybrid leg (default ``max(4 * k, 40)``).
-        text_match: Hybrid's keyword leg: chunks with ``half`` the query's words, or ``all``.
+        text_match: Which chunks the text, bm25 and hybrid keyword legs rank by BM25: those
+            with ``any`` of the query's words (default; stop words removed), at least
+            ``half`` of them, or ``all`` (``websearch_to_tsquery`` syntax: quotes, ``or``,
+            ``-word``). ``bm25`` mode always ranks ``any``.
+        k1: BM25 term-frequency saturation (default 1.2).
+        b: BM25 length normalisation, 0 to 1 (default 0.75).
         filter_node: The parsed filter (``None``: no filter).
         filter_key: The filter as canonical JSON, which keys the statements built for it.
     """
@@ -156,7 +175,9 @@ class SearchRequest:
     exact_threshold: int = DEFAULT_EXACT_THRESHOLD
     rrf_k: int = DEFAULT_RRF_K
     candidates: int | None = None
-    text_match: TextMatch = "half"
+    text_match: TextMatch = "any"
+    k1: float = DEFAULT_K1
+    b: float = DEFAULT_B
     filter_node: FilterNode | None = field(init=False, repr=False, compare=False)
     filter_key: str | None = field(init=False, repr=False, compare=False)
 
@@ -190,8 +211,10 @@ class SearchRequest:
             raise InvalidSearchError(
                 f"iterative_scan={self.iterative_scan!r}: use off, relaxed_order or strict_order"
             )
-        if self.text_match not in ("half", "all"):
-            raise InvalidSearchError(f"text_match={self.text_match!r}: use 'half' or 'all'")
+        if self.text_match not in ("any", "half", "all"):
+            raise InvalidSearchError(f"text_match={self.text_match!r}: use 'any', 'half' or 'all'")
+        _number("k1", self.k1, 0, 100)
+        _number("b", self.b, 0, 1)
         if self.group_by not in ("chunk", "document"):
             raise InvalidSearchError(f"group_by={self.group_by!r}: use 'chunk' or 'document'")
         if not isinstance(self.exact, bool):

@@ -109,9 +109,14 @@ def run_search(
     """
     mode = request.search_mode
     key = request.filter_key
-    params: dict[str, Any] = {"text_config": store.text_config, "query_text": request.query}
-    if mode is SearchMode.TEXT:
-        statement = prepared.text(key)
+    params: dict[str, Any] = {
+        "text_config": store.text_config,
+        "query_text": request.query,
+        "k1": float(request.k1),
+        "b": float(request.b),
+    }
+    if mode in (SearchMode.TEXT, SearchMode.BM25):
+        statement = prepared.text(key, "any" if mode is SearchMode.BM25 else request.text_match)
 
         def fetch_text(limit: int, path: VectorPath) -> list[SearchResult]:
             rows = connection.execute(statement, {**params, "limit": limit}).all()
@@ -154,7 +159,7 @@ def _complete(
     """Fetch ``k`` results (``k`` documents when grouped), falling back to the exact path."""
     k = request.k
     limit = k
-    vectors = request.search_mode is not SearchMode.TEXT
+    vectors = request.search_mode not in (SearchMode.TEXT, SearchMode.BM25)
     while True:
         with translate_errors(vectors=vectors):
             rows = fetch(limit, path)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     ClauseElement,
     ColumnElement,
     Executable,
+    Float,
     FromClause,
     Integer,
     Select,
@@ -44,6 +45,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from pgsearch.models import Chunk, Document
 from pgsearch.search.filters import FilterNode as FilterNode
+from pgsearch.search.options import DEFAULT_B, DEFAULT_K1
 from pgsearch.types import Distance
 from pgsearch.vectors import VectorParam
 
@@ -61,7 +63,10 @@ __all__ = [
 VectorPath = Literal["hnsw", "exact"]
 Filter = ColumnElement[bool] | None
 """A compiled filter (:func:`pgsearch.search.filters.compile_filter`), or ``None``."""
-TextMatch = Literal["half", "all"]
+TextMatch = Literal["any", "half", "all"]
+"""Which chunks the keyword leg ranks: those with ``any`` of the query's words (stop words
+removed), with at least ``half`` of them, or ``all`` (``websearch_to_tsquery``: quotes, ``or``
+and ``-word`` mean what they say)."""
 
 chunks = Chunk.__table__
 documents = Document.__table__
@@ -74,6 +79,8 @@ _TEXT_CONFIG = cast(bindparam("text_config"), REGCONFIG)
 _LIMIT: BindParameter[int] = bindparam("limit", type_=Integer, literal_execute=True)
 _K: BindParameter[int] = bindparam("k", type_=Integer, literal_execute=True)
 _RRF_K: BindParameter[int] = bindparam("rrf_k")
+_K1: BindParameter[float] = bindparam("k1", DEFAULT_K1, type_=Float)
+_B: BindParameter[float] = bindparam("b", DEFAULT_B, type_=Float)
 
 
 def _clause(where: Filter) -> ColumnElement[bool]:
@@ -222,45 +229,51 @@ def _websearch() -> ColumnElement[Any]:
     return func.websearch_to_tsquery(_TEXT_CONFIG, _QUERY_TEXT)
 
 
-def _keyword_query() -> ColumnElement[Any]:
-    # IMMUTABLE SQL function of the first migration: folded while planning, GIN-served.
-    return func.pgsearch.keyword_query(_TEXT_CONFIG, _QUERY_TEXT)
-
-
-def _text_leg(where: ColumnElement[bool], text_match: TextMatch | Literal["text"]) -> Subquery:
-    """Best ``limit`` chunks matching the query's tsquery.
-
-    The match condition spells the query out so that the planner can evaluate it while planning
-    and estimate how many rows match: with a good estimate it picks the GIN index. The rank
-    reads the query from a scalar subquery, which runs once rather than once per row.
-    """
+def _match(text_match: TextMatch) -> ColumnElement[Any]:
+    """The tsquery that selects the chunks to rank (see :data:`TextMatch`)."""
+    if text_match == "any":
+        return func.pgsearch.any_lexeme(func.pgsearch.query_lexemes(_TEXT_CONFIG, _QUERY_TEXT))
     if text_match == "half":
-        query = _keyword_query()
-        rank = func.ts_rank(chunks.c.tsv, select(_keyword_query()).scalar_subquery(), 1)
-    else:
-        query = _websearch()
-        rank = func.ts_rank_cd(chunks.c.tsv, select(_websearch()).scalar_subquery())
+        # IMMUTABLE SQL function of the first migration: folded while planning, GIN-served.
+        return func.pgsearch.keyword_query(_TEXT_CONFIG, _QUERY_TEXT)
+    return _websearch()
+
+
+def _text_leg(where: ColumnElement[bool], text_match: TextMatch) -> Subquery:
+    """Best ``limit`` chunks by BM25 among those the match selects.
+
+    The match condition spells the query out, so that the GIN index serves it (with a custom
+    plan the planner also folds it and estimates how many chunks match). The terms, their idf
+    and the average chunk length come from scalar subqueries, which run once per statement;
+    only the chunks that match are scored.
+    """
+    terms = select(func.pgsearch.query_lexemes(_TEXT_CONFIG, _QUERY_TEXT)).scalar_subquery()
+    idfs = select(
+        func.pgsearch.bm25_idf(func.pgsearch.query_lexemes(_TEXT_CONFIG, _QUERY_TEXT))
+    ).scalar_subquery()
+    average = select(func.pgsearch.bm25_avg_length()).scalar_subquery()
+    rank = func.pgsearch.bm25_score(chunks.c.tsv, terms, idfs, _K1, _B, average)
     return (
         select(chunks.c.id, rank.label("rank"))
-        .where(chunks.c.tsv.op("@@")(query), where)
+        .where(chunks.c.tsv.op("@@")(_match(text_match)), where)
         .order_by(rank.desc(), chunks.c.id)
         .limit(_LIMIT)
         .subquery("matched")
     )
 
 
-def keyword_leg(where: Filter = None) -> Select[Any]:
+def keyword_leg(where: Filter = None, text_match: TextMatch = "any") -> Select[Any]:
     """Hybrid search's keyword leg on its own: ``(id, rank)`` of the best ``limit`` chunks."""
-    leg = _text_leg(_clause(where), "half")
+    leg = _text_leg(_clause(where), text_match)
     return select(leg.c.id, leg.c.rank)
 
 
-def text_statement(where: Filter) -> Select[Any]:
-    """Chunks matching ``websearch_to_tsquery``, by ``ts_rank_cd``.
+def text_statement(where: Filter, text_match: TextMatch = "any") -> Select[Any]:
+    """Chunks that the match selects, by BM25.
 
-    Binds ``query_text``, ``text_config`` and ``limit``.
+    Binds ``query_text``, ``text_config``, ``k1``, ``b`` and ``limit``.
     """
-    leg = _text_leg(_clause(where), "text")
+    leg = _text_leg(_clause(where), text_match)
     return _joined(leg, leg.c.rank.label("score")).order_by(leg.c.rank.desc(), chunks.c.id)
 
 
@@ -292,7 +305,7 @@ def _hybrid_statement(
         nearest.c.id,
         func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),
     ).cte("vector_leg")
-    matched = _text_leg(where, "half" if text_match == "half" else "text")
+    matched = _text_leg(where, text_match)
     text_ranked = select(
         matched.c.id,
         func.row_number().over(order_by=(matched.c.rank.desc(), matched.c.id)).label("rank"),

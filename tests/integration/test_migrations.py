@@ -167,7 +167,7 @@ def test_alembic_command_line_from_the_repository(
     alembic(
         "-x", "dim=12", "-x", "model=my-model", "-x", "distance=inner_product", "upgrade", "head"
     )
-    assert "0004_deferred_indexes (head)" in alembic("current")
+    assert "0005_bm25 (head)" in alembic("current")
     with psycopg.connect(libpq(url)) as conn:
         assert conn.execute(
             "SELECT embedding_model, embedding_dim, distance FROM pgsearch.store_config"

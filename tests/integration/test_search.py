@@ -18,6 +18,7 @@ from pgsearch import (
 )
 from pgsearch.search.statements import (
     Explain,
+    TextMatch,
     hybrid_statement,
     keyword_leg,
     knob_params,
@@ -54,13 +55,25 @@ def test_text_search_matches_stemmed_words_only(loaded: SearchRepository) -> Non
     assert [r.external_id for r in results] == ["postgres"]
     assert results[0].score > 0
     assert loaded.search("quantum chromodynamics", mode="text") == []
-    # websearch syntax: "or" and exclusion
-    either = {r.external_id for r in loaded.search("bread or rovers", mode="text")}
+    # websearch syntax, with text_match="all": "or" and exclusion
+    either = {
+        r.external_id for r in loaded.search("bread or rovers", mode="text", text_match="all")
+    }
     assert either == {"bread", "rovers"}
-    assert loaded.search("rovers -mars", mode="text") == []
+    assert loaded.search("rovers -mars", mode="text", text_match="all") == []
+    assert loaded.search("rovers mars", mode="text", text_match="all")
 
 
-def test_text_search_orders_by_ts_rank_cd(session: Session, embedder: HashingEmbedder) -> None:
+def test_text_search_matches_any_of_the_query_words_by_default(loaded: SearchRepository) -> None:
+    # A question shares some words with its answer, rarely all of them.
+    results = loaded.search("which machines drill into the rocks of other planets", mode="text")
+    assert [r.external_id for r in results] == ["rovers"]
+    assert loaded.search("the of and", mode="text") == []  # only stop words: nothing to match
+    assert loaded.search("?!", mode="text") == []
+    assert [r.external_id for r in loaded.search("rovers -mars", mode="bm25")] == ["rovers"]
+
+
+def test_text_search_orders_by_bm25(session: Session, embedder: HashingEmbedder) -> None:
     DocumentRepository(session, embedder).add(
         [
             DocumentInput("once", "Index structures: one mention of an index here."),
@@ -72,17 +85,19 @@ def test_text_search_orders_by_ts_rank_cd(session: Session, embedder: HashingEmb
     assert results[0].score > results[1].score
 
 
-def _keyword_leg(session: Session, query: str, limit: int) -> list[int]:
+def _keyword_leg(
+    session: Session, query: str, limit: int, text_match: TextMatch = "half"
+) -> list[int]:
     params = {"query_text": query, "text_config": "english", "limit": limit}
-    return [row.id for row in session.execute(keyword_leg(), params)]
+    return [row.id for row in session.execute(keyword_leg(None, text_match), params)]
 
 
 def test_hybrid_is_rrf_of_both_legs(session: Session, loaded: SearchRepository) -> None:
     query = "index readers"
     depth = 40
     vector_leg = [r.chunk_id for r in loaded.search(query, k=depth, mode="vector")]
-    keyword_leg = _keyword_leg(session, query, depth)
-    assert keyword_leg, "the keyword leg should match chunks with half the query's words"
+    keyword_leg = _keyword_leg(session, query, depth, "any")
+    assert keyword_leg, "the keyword leg should match chunks with any of the query's words"
     expected = reciprocal_rank_fusion([vector_leg, keyword_leg], k=60)
     results = loaded.search(query, k=3, mode="hybrid", candidates=depth)
     assert len(results) == 3
@@ -93,7 +108,7 @@ def test_hybrid_is_rrf_of_both_legs(session: Session, loaded: SearchRepository) 
 def test_hybrid_with_all_terms_fuses_the_text_mode_leg(loaded: SearchRepository) -> None:
     query = "sourdough bread"
     vector_leg = [r.chunk_id for r in loaded.search(query, k=40, mode="vector")]
-    text_leg = [r.chunk_id for r in loaded.search(query, k=40, mode="text")]
+    text_leg = [r.chunk_id for r in loaded.search(query, k=40, mode="text", text_match="all")]
     expected = reciprocal_rank_fusion([vector_leg, text_leg], k=60)
     results = loaded.search(query, k=3, mode="hybrid", candidates=40, text_match="all")
     assert [r.score for r in results] == pytest.approx([score for _, score in expected[:3]])
@@ -106,8 +121,8 @@ def test_keyword_leg_needs_half_the_words_and_keeps_exclusions(
 ) -> None:
     bread = loaded.search("sourdough", mode="text")[0]
     bees = loaded.search("honey", mode="text")[0]
-    # Text mode needs every word; the hybrid keyword leg needs half of them.
-    assert loaded.search("MVCC unicorns", mode="text") == []
+    # All words are needed with text_match="all"; half of them with "half".
+    assert loaded.search("MVCC unicorns", mode="text", text_match="all") == []
     postgres = loaded.search("MVCC", mode="text")[0]
     assert _keyword_leg(session, "MVCC unicorns", 10) == [postgres.chunk_id]
     assert set(_keyword_leg(session, "sourdough yeast honey comb", 10)) == {

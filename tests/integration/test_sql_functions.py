@@ -1050,6 +1050,7 @@ def test_plans_of_each_path(big_session: Session) -> None:
 
 PUBLIC_FUNCTIONS = {
     "filter_clause(jsonb)",
+    "bm25_search(text,integer,jsonb,double precision,double precision)",
     "hybrid_search(text,vector,integer,jsonb,integer)",
     "text_search(text,integer,jsonb)",
     "vector_search(vector,integer,jsonb)",

@@ -1,0 +1,228 @@
+"""BM25 in plain SQL: scores by hand, statistics that a recount confirms, plans that use GIN."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import psycopg.sql
+import pytest
+from sqlalchemy import URL, text
+
+from pgsearch import DocumentInput, HashingEmbedder, InvalidSearchError, Store
+from pgsearch.search import prepared
+
+# Stemmed by the english configuration: cats -> cat, purring -> purr; "the", "on" are stop words.
+CORPUS = [
+    DocumentInput("a", "cat cat cat purring"),
+    DocumentInput("b", "the cat sat on the mat with a dog and a bird and a fish"),
+    DocumentInput("c", "dog barking dog"),
+]
+
+
+@pytest.fixture
+def url(make_database: Callable[[], URL]) -> URL:
+    return make_database()
+
+
+@pytest.fixture
+def store(url: URL) -> Iterator[Store]:
+    with Store.open(url.render_as_string(hide_password=False), embedder=HashingEmbedder(16)) as s:
+        s.migrate()
+        yield s
+
+
+def _bm25(docs: list[list[str]], query: list[str], k1: float, b: float) -> list[float]:
+    """Okapi BM25 with Lucene's idf, written out from the textbook formula."""
+    n = len(docs)
+    average = sum(map(len, docs)) / n
+    scores = []
+    for doc in docs:
+        tf = Counter(doc)
+        score = 0.0
+        for term in query:
+            df = sum(term in d for d in docs)
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            score += idf * tf[term] * (k1 + 1) / (tf[term] + k1 * (1 - b + b * len(doc) / average))
+        scores.append(score)
+    return scores
+
+
+@pytest.mark.parametrize(("k1", "b"), [(1.2, 0.75), (2.0, 0.0), (0.5, 1.0)])
+def test_scores_match_a_hand_computation(store: Store, url: URL, k1: float, b: float) -> None:
+    store.add(CORPUS)
+    # The documents' tokens after to_tsvector('english', ...): stems, no stop words.
+    docs = [
+        ["cat", "cat", "cat", "purr"],
+        ["cat", "sat", "mat", "dog", "bird", "fish"],
+        ["dog", "bark", "dog"],
+    ]
+    expected = _bm25(docs, ["cat", "dog"], k1, b)
+    by_id = {"a": expected[0], "b": expected[1], "c": expected[2]}
+
+    results = store.search("cats and dogs", 10, "bm25", k1=k1, b=b)
+    assert {r.external_id: r.score for r in results} == pytest.approx(by_id)
+    assert [r.score for r in results] == pytest.approx(sorted(by_id.values(), reverse=True))
+
+    with store.session() as session:
+        rows = session.execute(
+            text(
+                "SELECT external_id, score"
+                " FROM pgsearch.bm25_search('cats and dogs', 10, '{}', :k1, :b)"
+            ),
+            {"k1": k1, "b": b},
+        ).all()
+    assert dict(rows) == pytest.approx(by_id)
+
+
+def test_text_mode_and_its_sql_function_rank_by_bm25(store: Store) -> None:
+    store.add(CORPUS)
+    python = [(r.external_id, r.score) for r in store.search("purring cats", 10, "text")]
+    with store.session() as session:
+        sql = session.execute(
+            text("SELECT external_id, score FROM pgsearch.text_search('purring cats', 10)")
+        ).all()
+    assert [row.external_id for row in sql] == [external_id for external_id, _ in python]
+    assert [row.score for row in sql] == pytest.approx([score for _, score in python])
+    assert [external_id for external_id, _ in python] == ["a", "b"]
+
+
+def _ledger_and_recount(store: Store) -> tuple[object, object]:
+    with store.session() as session:
+        ledger = session.execute(
+            text(
+                "SELECT (SELECT coalesce(jsonb_object_agg(lexeme, n), '{}') FROM ("
+                "   SELECT lexeme, sum(chunks) AS n FROM pgsearch.bm25_lexemes GROUP BY lexeme"
+                "   HAVING sum(chunks) <> 0) AS l),"
+                " (SELECT coalesce(sum(chunks), 0) FROM pgsearch.bm25_totals),"
+                " (SELECT coalesce(sum(tokens), 0) FROM pgsearch.bm25_totals)"
+            )
+        ).one()
+        recount = session.execute(
+            text(
+                "SELECT (SELECT coalesce(jsonb_object_agg(lexeme, n), '{}') FROM ("
+                "   SELECT u.lexeme, count(*) AS n FROM pgsearch.chunks AS c, unnest(c.tsv) AS u"
+                "   GROUP BY u.lexeme) AS l),"
+                " (SELECT count(*) FROM pgsearch.chunks),"
+                " (SELECT coalesce(sum(pgsearch.tsv_length(tsv)), 0) FROM pgsearch.chunks)"
+            )
+        ).one()
+    return tuple(ledger), tuple(recount)
+
+
+def test_statistics_equal_a_recount_after_mixed_writes(store: Store, url: URL, libpq) -> None:  # type: ignore[no-untyped-def]
+    store.add(CORPUS)
+    store.add(
+        [DocumentInput(f"n{i}", f"note {i} about cats, dogs and birds " * 30) for i in range(20)]
+    )
+    store.upsert(
+        [
+            DocumentInput("a", "a changed text about fish"),
+            DocumentInput("b", CORPUS[1].content, "Title only"),
+        ]
+    )
+    store.delete(["c", "n3", "n4"])
+    with psycopg.connect(libpq(url), autocommit=True) as conn:  # SQL users write too
+        conn.execute(
+            "UPDATE pgsearch.chunks SET content = 'edited by hand: penguins'"
+            " WHERE position = 0 AND document_id ="
+            " (SELECT id FROM pgsearch.documents WHERE external_id = 'n5')"
+        )
+        conn.execute("DELETE FROM pgsearch.documents WHERE external_id = 'n6'")  # cascades
+        with conn.transaction(force_rollback=True):
+            conn.execute("DELETE FROM pgsearch.chunks")  # rolled back: the ledgers too
+    ledger, recount = _ledger_and_recount(store)
+    assert ledger == recount
+    assert recount[1] > 0
+
+    store.optimize()  # folds the ledgers: one row per lexeme, same sums
+    assert _ledger_and_recount(store) == (recount, recount)
+    with store.session() as session:
+        rows, lexemes = session.execute(
+            text("SELECT count(*), count(DISTINCT lexeme) FROM pgsearch.bm25_lexemes")
+        ).one()
+    assert rows == lexemes
+
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        conn.execute("TRUNCATE pgsearch.chunks")
+    assert _ledger_and_recount(store) == (({}, 0, 0), ({}, 0, 0))
+
+
+def test_concurrent_writers_do_not_wait_on_the_statistics(store: Store, url: URL, libpq) -> None:  # type: ignore[no-untyped-def]
+    store.add([DocumentInput("seed", "cats and dogs")])
+    with psycopg.connect(libpq(url)) as first:
+        first.execute(  # an open transaction that has counted "cat" and "dog"
+            "INSERT INTO pgsearch.chunks (document_id, position, content, content_hash, embedding)"
+            " SELECT id, 1, 'more cats and dogs', 'h', array_fill(0.1, ARRAY[16])::vector"
+            " FROM pgsearch.documents WHERE external_id = 'seed'"
+        )
+        errors: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                with psycopg.connect(libpq(url)) as conn:
+                    conn.execute("SET lock_timeout = '2s'")
+                    conn.execute(
+                        "INSERT INTO pgsearch.chunks"
+                        " (document_id, position, content, content_hash, embedding)"
+                        " SELECT id, 2, 'cats, dogs', 'h', array_fill(0.2, ARRAY[16])::vector"
+                        " FROM pgsearch.documents WHERE external_id = 'seed'"
+                    )
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive() and not errors  # never queued behind the first writer
+        first.commit()
+    ledger, recount = _ledger_and_recount(store)
+    assert ledger == recount
+
+
+def test_the_text_leg_uses_the_gin_index_under_a_generic_plan(store: Store) -> None:
+    # psycopg prepares statements it sees repeatedly; a generic plan knows no query text.
+    store.add([DocumentInput(f"d{i}", f"entry{i} of the common log") for i in range(2000)])
+    store.optimize()
+    compiled = str(prepared.text(None, "any").compile(dialect=store.engine.dialect))
+    compiled = compiled.replace("__[POSTCOMPILE_limit]", "10")
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", compiled)))
+    for number, name in enumerate(names, start=1):
+        compiled = compiled.replace(f"%({name})s", f"${number}")
+    values = {"query_text": "entry7 entry1999", "text_config": "english", "k1": 1.2, "b": 0.75}
+    with store.engine.connect() as connection:
+        driver: Any = connection.connection.driver_connection
+        types = ", ".join("float8" if name in ("k1", "b") else "text" for name in names)
+        driver.execute(f"PREPARE bm25_leg ({types}) AS {compiled}".encode())
+        driver.execute("SET plan_cache_mode = force_generic_plan")
+        arguments = psycopg.sql.SQL(", ").join(psycopg.sql.Literal(values[n]) for n in names)
+        explain = psycopg.sql.SQL("EXPLAIN EXECUTE bm25_leg({})").format(arguments)
+        plan = "\n".join(row[0] for row in driver.execute(explain))
+        driver.execute("DEALLOCATE bm25_leg")
+        driver.execute("RESET plan_cache_mode")
+    assert "$2" in plan, plan  # generic: the query text is a parameter
+    assert "ix_chunks_tsv" in plan, plan
+    assert "Seq Scan on chunks" not in plan, plan
+    found = store.search("entry7 entry1999", 10, "bm25")
+    assert {r.external_id for r in found} == {"d7", "d1999"}
+
+
+@pytest.mark.parametrize(
+    "query", ["the of and", "?!...", "a & b | !c <-> d:*", "x" * 3000, "word " * 250]
+)
+def test_awkward_queries_give_results_or_nothing(store: Store, query: str) -> None:
+    store.add(CORPUS)
+    for mode in ("bm25", "text", "hybrid"):
+        assert isinstance(store.search(query, 5, mode), list)
+
+
+def test_bad_bm25_parameters_are_refused(store: Store) -> None:
+    with pytest.raises(InvalidSearchError, match="k1"):
+        store.search("cats", 5, "bm25", k1=-1)
+    with pytest.raises(InvalidSearchError, match="b must be"):
+        store.search("cats", 5, "bm25", b=2)
