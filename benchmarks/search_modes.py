@@ -70,7 +70,14 @@ def ndcg_at_10(ranked: list[str], relevant: dict[str, int]) -> float:
     return dcg / idcg if idcg else 0.0
 
 
-MODES = [("vector", {}), ("text", {}), ("hybrid", {}), ("hybrid", {"text_match": "all"})]
+MODES = [
+    ("vector", {}),
+    ("text", {}),
+    ("bm25", {}),
+    ("hybrid", {}),
+    ("hybrid", {"text_match": "half"}),
+    ("hybrid", {"text_match": "all"}),
+]
 
 
 def run_modes(store: Store, queries: list[str], judge: dict[str, dict[str, int]] | None) -> None:

@@ -156,6 +156,26 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("key", help="metadata key, e.g. year or author.name")
     index.add_argument("--drop", action="store_true", help="drop the key's index instead")
 
+    evaluate = commands.add_parser(
+        "eval",
+        help="nDCG@k, recall@100, MRR@k and latency of each mode on a BEIR dataset",
+        description="Ingests the dataset's corpus into a database of its own (reused while the "
+        "corpus, model and vectors are unchanged) and searches every judged query in each mode.",
+    )
+    evaluate.add_argument("dataset", help="BEIR directory: corpus.jsonl, queries.jsonl, qrels/")
+    evaluate.add_argument("--split", default="train", help="qrels/<split>.tsv (default train)")
+    evaluate.add_argument(
+        "--modes", default="vector,text,bm25,hybrid", help="comma-separated search modes"
+    )
+    evaluate.add_argument(
+        "--embeddings",
+        metavar="DIR",
+        help="precomputed vectors: corpus.npy + corpus_ids.json, and queries.npy + "
+        "query_ids.json for the queries (else the model embeds them)",
+    )
+    evaluate.add_argument("-k", type=int, default=10, help="cut-off of nDCG and MRR (default 10)")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     optimize = commands.add_parser(
         "optimize",
         help="build indexes a bulk load left deferred, merge GIN pending lists, ANALYZE",
@@ -388,6 +408,40 @@ def _index(store: Store, args: argparse.Namespace) -> None:
         print(f"index pgsearch.{create_metadata_index(store.engine, args.key)} is ready")
 
 
+def _eval(store: Store, args: argparse.Namespace) -> None:
+    from pgsearch.evaluation import evaluate
+
+    if not 1 <= args.k <= 100:
+        raise PgSearchError("-k must be from 1 to 100")
+    result = evaluate(
+        store.engine,
+        store.embedder,
+        Path(args.dataset),
+        split=args.split,
+        modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+        embeddings=Path(args.embeddings) if args.embeddings else None,
+        k=args.k,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    reuse = "reused" if result.reused_store else "ingested"
+    print(
+        f"{result.dataset}, split {result.split}: {result.queries} queries, "
+        f"{result.documents:,} documents ({reuse})"
+    )
+    if result.unknown_judged:
+        print(f"note: {result.unknown_judged} judgements name documents not in the corpus")
+    k = result.k
+    print(f"| mode | nDCG@{k} | recall@100 | MRR@{k} | p50 ms | p95 ms |")
+    print("|---|---|---|---|---|---|")
+    for m in result.modes:
+        print(
+            f"| {m.mode} | {m.ndcg:.3f} | {m.recall:.3f} | {m.mrr:.3f} | "
+            f"{m.p50_ms:.1f} | {m.p95_ms:.1f} |"
+        )
+
+
 def _optimize(store: Store, args: argparse.Namespace) -> None:
     pending = store.deferred_indexes()
     store.optimize(IndexBuildSettings(args.maintenance_work_mem))
@@ -414,12 +468,13 @@ _COMMANDS = {
     "cache": _cache,
     "status": _status,
     "optimize": _optimize,
+    "eval": _eval,
     "demo": _demo,
 }
 
 
 # Only these commands create the embedded store when it is missing: the others need one.
-_CREATING_COMMANDS = {"migrate", "demo"}
+_CREATING_COMMANDS = {"migrate", "demo", "eval"}
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> NoReturn:
