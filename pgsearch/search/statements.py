@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ClauseElement,
     ColumnElement,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Subquery,
     bindparam,
     cast,
+    column,
     func,
     literal,
     select,
@@ -230,41 +232,38 @@ def _websearch() -> ColumnElement[Any]:
 
 
 def _match(text_match: TextMatch) -> ColumnElement[Any]:
-    """The tsquery that selects the chunks to rank (see :data:`TextMatch`)."""
-    if text_match == "any":
-        return func.pgsearch.any_lexeme(func.pgsearch.query_lexemes(_TEXT_CONFIG, _QUERY_TEXT))
+    """The tsquery a chunk must also match with ``text_match`` ``half`` or ``all``."""
     if text_match == "half":
         # IMMUTABLE SQL function of the first migration: folded while planning, GIN-served.
         return func.pgsearch.keyword_query(_TEXT_CONFIG, _QUERY_TEXT)
     return _websearch()
 
 
-def _text_leg(where: ColumnElement[bool], text_match: TextMatch) -> Subquery:
-    """Best ``limit`` chunks by BM25 among those the match selects.
+def _text_leg(where: Filter, text_match: TextMatch) -> Subquery:
+    """Best ``limit`` chunks by BM25 (``pgsearch.bm25_ranking``, migration 0005).
 
-    The match condition spells the query out, so that the GIN index serves it (with a custom
-    plan the planner also folds it and estimates how many chunks match). The terms, their idf
-    and the average chunk length come from scalar subqueries, which run once per statement;
-    only the chunks that match are scored.
+    The ranking reads the postings of the query's terms and nothing else, so its cost grows
+    with them, not with the store. A filter, or a ``half`` / ``all`` match, joins the ranked
+    chunks to their rows.
     """
-    terms = select(func.pgsearch.query_lexemes(_TEXT_CONFIG, _QUERY_TEXT)).scalar_subquery()
-    idfs = select(
-        func.pgsearch.bm25_idf(func.pgsearch.query_lexemes(_TEXT_CONFIG, _QUERY_TEXT))
-    ).scalar_subquery()
-    average = select(func.pgsearch.bm25_avg_length()).scalar_subquery()
-    rank = func.pgsearch.bm25_score(chunks.c.tsv, terms, idfs, _K1, _B, average)
-    return (
-        select(chunks.c.id, rank.label("rank"))
-        .where(chunks.c.tsv.op("@@")(_match(text_match)), where)
-        .order_by(rank.desc(), chunks.c.id)
-        .limit(_LIMIT)
-        .subquery("matched")
+    terms = func.pgsearch.query_lexemes(_TEXT_CONFIG, _QUERY_TEXT)
+    ranking = (
+        func.pgsearch.bm25_ranking(terms, _K1, _B)
+        .table_valued(column("chunk_id", BigInteger), column("score", Float))
+        .alias("ranking")
     )
+    rank = ranking.c.score
+    leg = select(ranking.c.chunk_id.label("id"), rank.label("rank"))
+    if where is not None or text_match != "any":
+        leg = leg.join(chunks, chunks.c.id == ranking.c.chunk_id).where(_clause(where))
+        if text_match != "any":
+            leg = leg.where(chunks.c.tsv.op("@@")(_match(text_match)))
+    return leg.order_by(rank.desc(), ranking.c.chunk_id).limit(_LIMIT).subquery("matched")
 
 
 def keyword_leg(where: Filter = None, text_match: TextMatch = "any") -> Select[Any]:
     """Hybrid search's keyword leg on its own: ``(id, rank)`` of the best ``limit`` chunks."""
-    leg = _text_leg(_clause(where), text_match)
+    leg = _text_leg(where, text_match)
     return select(leg.c.id, leg.c.rank)
 
 
@@ -273,7 +272,7 @@ def text_statement(where: Filter, text_match: TextMatch = "any") -> Select[Any]:
 
     Binds ``query_text``, ``text_config``, ``k1``, ``b`` and ``limit``.
     """
-    leg = _text_leg(_clause(where), text_match)
+    leg = _text_leg(where, text_match)
     return _joined(leg, leg.c.rank.label("score")).order_by(leg.c.rank.desc(), chunks.c.id)
 
 
@@ -290,17 +289,17 @@ def hybrid_statement(
     ``1 / (rrf_k + rank)`` per leg it appears in. Binds ``query_embedding``, ``query_text``,
     ``text_config``, ``limit`` (depth of each leg), ``rrf_k`` and ``k`` (rows returned).
     """
-    return _hybrid_statement(distance, _clause(where), path, knobs_count, text_match)
+    return _hybrid_statement(distance, where, path, knobs_count, text_match)
 
 
 def _hybrid_statement(
     distance: Distance,
-    where: ColumnElement[bool],
+    where: Filter,
     path: VectorPath,
     knobs_count: int,
     text_match: TextMatch,
 ) -> Select[Any]:
-    nearest = _vector_leg(distance, where, path, knobs_count)
+    nearest = _vector_leg(distance, _clause(where), path, knobs_count)
     vector_ranked = select(
         nearest.c.id,
         func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),

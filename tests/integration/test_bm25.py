@@ -93,23 +93,26 @@ def test_text_mode_and_its_sql_function_rank_by_bm25(store: Store) -> None:
 
 
 def _ledger_and_recount(store: Store) -> tuple[object, object]:
+    """The postings and totals pgsearch keeps, and the same recounted from the chunks."""
     with store.session() as session:
         ledger = session.execute(
             text(
-                "SELECT (SELECT coalesce(jsonb_object_agg(lexeme, n), '{}') FROM ("
-                "   SELECT lexeme, sum(chunks) AS n FROM pgsearch.bm25_lexemes GROUP BY lexeme"
-                "   HAVING sum(chunks) <> 0) AS l),"
+                "SELECT (SELECT coalesce(array_agg(p ORDER BY p), '{}') FROM ("
+                "   SELECT lexeme, chunk_id, frequency, chunk_tokens"
+                "   FROM pgsearch.bm25_postings) AS p)::text,"
                 " (SELECT coalesce(sum(chunks), 0) FROM pgsearch.bm25_totals),"
                 " (SELECT coalesce(sum(tokens), 0) FROM pgsearch.bm25_totals)"
             )
         ).one()
         recount = session.execute(
             text(
-                "SELECT (SELECT coalesce(jsonb_object_agg(lexeme, n), '{}') FROM ("
-                "   SELECT u.lexeme, count(*) AS n FROM pgsearch.chunks AS c, unnest(c.tsv) AS u"
-                "   GROUP BY u.lexeme) AS l),"
+                "SELECT (SELECT coalesce(array_agg(p ORDER BY p), '{}') FROM ("
+                "   SELECT u.lexeme, c.id, coalesce(cardinality(u.positions), 1),"
+                "          (SELECT count(*) FROM unnest(c.tsv) AS w, unnest(w.positions))"
+                "   FROM pgsearch.chunks AS c, unnest(c.tsv) AS u) AS p)::text,"
                 " (SELECT count(*) FROM pgsearch.chunks),"
-                " (SELECT coalesce(sum(pgsearch.tsv_length(tsv)), 0) FROM pgsearch.chunks)"
+                " (SELECT count(*) FROM pgsearch.chunks AS c, unnest(c.tsv) AS w,"
+                "  unnest(w.positions))"
             )
         ).one()
     return tuple(ledger), tuple(recount)
@@ -140,17 +143,14 @@ def test_statistics_equal_a_recount_after_mixed_writes(store: Store, url: URL, l
     assert ledger == recount
     assert recount[1] > 0
 
-    store.optimize()  # folds the ledgers: one row per lexeme, same sums
+    store.optimize()  # folds the totals ledger into one row, same sums
     assert _ledger_and_recount(store) == (recount, recount)
     with store.session() as session:
-        rows, lexemes = session.execute(
-            text("SELECT count(*), count(DISTINCT lexeme) FROM pgsearch.bm25_lexemes")
-        ).one()
-    assert rows == lexemes
+        assert session.execute(text("SELECT count(*) FROM pgsearch.bm25_totals")).scalar() == 1
 
     with psycopg.connect(libpq(url), autocommit=True) as conn:
         conn.execute("TRUNCATE pgsearch.chunks")
-    assert _ledger_and_recount(store) == (({}, 0, 0), ({}, 0, 0))
+    assert _ledger_and_recount(store) == (("{}", 0, 0), ("{}", 0, 0))
 
 
 def test_concurrent_writers_do_not_wait_on_the_statistics(store: Store, url: URL, libpq) -> None:  # type: ignore[no-untyped-def]
@@ -185,7 +185,7 @@ def test_concurrent_writers_do_not_wait_on_the_statistics(store: Store, url: URL
     assert ledger == recount
 
 
-def test_the_text_leg_uses_the_gin_index_under_a_generic_plan(store: Store) -> None:
+def test_the_text_leg_reads_the_postings_index_under_a_generic_plan(store: Store) -> None:
     # psycopg prepares statements it sees repeatedly; a generic plan knows no query text.
     store.add([DocumentInput(f"d{i}", f"entry{i} of the common log") for i in range(2000)])
     store.optimize()
@@ -206,8 +206,8 @@ def test_the_text_leg_uses_the_gin_index_under_a_generic_plan(store: Store) -> N
         driver.execute("DEALLOCATE bm25_leg")
         driver.execute("RESET plan_cache_mode")
     assert "$2" in plan, plan  # generic: the query text is a parameter
-    assert "ix_chunks_tsv" in plan, plan
-    assert "Seq Scan on chunks" not in plan, plan
+    assert "ix_bm25_postings_lexeme" in plan, plan
+    assert "Seq Scan on bm25_postings" not in plan, plan
     found = store.search("entry7 entry1999", 10, "bm25")
     assert {r.external_id for r in found} == {"d7", "d1999"}
 

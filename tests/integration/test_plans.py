@@ -47,14 +47,14 @@ def store(make_database: Callable[[], URL]) -> Iterator[Store]:
     "statement,indexes",
     [
         (vector_statement(Distance.COSINE, None, "hnsw", 2), ["ix_chunks_embedding_hnsw"]),
-        (text_statement(None), ["ix_chunks_tsv"]),
+        (text_statement(None), ["ix_bm25_postings_lexeme"]),
         (
             hybrid_statement(Distance.COSINE, None, "hnsw", 2, "half"),
-            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
+            ["ix_chunks_embedding_hnsw", "ix_bm25_postings_lexeme"],
         ),
         (
             hybrid_statement(Distance.COSINE, None, "hnsw", 2, "all"),
-            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
+            ["ix_chunks_embedding_hnsw", "ix_bm25_postings_lexeme"],
         ),
     ],
     ids=["vector", "text", "hybrid", "hybrid-all"],

@@ -153,10 +153,10 @@ KNOBS = {"hnsw.ef_search": "40", "hnsw.iterative_scan": "off"}
     "statement,indexes",
     [
         (vector_statement(Distance.COSINE, None, "hnsw", 2), ["ix_chunks_embedding_hnsw"]),
-        (text_statement(None), ["ix_chunks_tsv"]),
+        (text_statement(None), ["ix_bm25_postings_lexeme"]),
         (
             hybrid_statement(Distance.COSINE, None, "hnsw", 2, "half"),
-            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
+            ["ix_chunks_embedding_hnsw", "ix_bm25_postings_lexeme"],
         ),
     ],
     ids=["vector", "text", "hybrid"],

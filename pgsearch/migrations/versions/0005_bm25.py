@@ -1,23 +1,24 @@
-"""BM25 in plain SQL: corpus statistics kept by triggers, and the functions that rank with them.
+"""BM25 in plain SQL: postings and corpus totals kept by triggers, and ranking over them.
 
 Revision ID: 0005_bm25
 Revises: 0004_deferred_indexes
 Create Date: 2026-12-04
 
-Statistics. ``pgsearch.bm25_lexemes`` holds, per lexeme, how many chunks contain it;
-``pgsearch.bm25_totals`` the number of chunks and their total length in tokens (stop words
-excluded: what ``to_tsvector`` keeps). Both are append-only ledgers of deltas: statement-level
-triggers on ``pgsearch.chunks`` add one row per lexeme per statement (negative for deletes), in
-the writer's transaction, so they are exact under inserts, updates, deletes and cascades, and
-concurrent writers never wait on a shared counter row. Readers sum the deltas of the query's
-lexemes (a B-tree range per lexeme); ``pgsearch.bm25_compact()`` (run by ``pgsearch optimize``)
-folds them into one row per lexeme.
+Postings. ``pgsearch.bm25_postings`` holds a row per (lexeme, chunk): the lexeme's frequency in
+the chunk and the chunk's length in tokens (stop words excluded: what ``to_tsvector`` keeps).
+Its B-tree on ``(lexeme, chunk_id)`` serves a query's terms and the triggers' deletes. A term's
+document frequency is the number of its postings. ``pgsearch.bm25_totals`` is an append-only
+ledger of the number of chunks and their total length: one delta row per write statement, so
+concurrent writers never wait on a shared counter row; ``pgsearch.bm25_compact()`` (run by
+``pgsearch optimize``) folds it into one row. Statement-level triggers on ``pgsearch.chunks``
+keep both in the writer's transaction: exact under inserts, updates, deletes, cascades and
+TRUNCATE, whoever writes.
 
 Ranking. Okapi BM25 with the Lucene (and bm25s) idf, ``ln(1 + (N - df + 0.5) / (df + 0.5))``,
 which never goes negative for words in over half the chunks. A query's terms are the lexemes of
-``to_tsvector(config, query)``: stemmed, stop words removed, the same normalisation as the
-stored ``tsv``. Only chunks that contain a term are scored: the GIN index finds them, so the
-cost grows with the matching postings, not with the store.
+``to_tsvector(config, query)``: stemmed, stop words removed, as the stored ``tsv`` is. A search
+reads the postings of its terms and nothing else: the cost grows with the matching postings,
+not with the store.
 """
 
 import importlib
@@ -35,13 +36,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _TABLES = """
-CREATE TABLE pgsearch.bm25_lexemes (
+CREATE TABLE pgsearch.bm25_postings (
     lexeme text NOT NULL,
-    chunks bigint NOT NULL
+    chunk_id bigint NOT NULL,
+    frequency integer NOT NULL,
+    chunk_tokens integer NOT NULL
 );
-CREATE INDEX ix_bm25_lexemes_lexeme ON pgsearch.bm25_lexemes (lexeme);
-COMMENT ON TABLE pgsearch.bm25_lexemes IS
-    'BM25 document frequencies as deltas: chunks containing each lexeme = sum(chunks)';
+CREATE INDEX ix_bm25_postings_lexeme ON pgsearch.bm25_postings (lexeme, chunk_id)
+    INCLUDE (frequency, chunk_tokens);
+COMMENT ON TABLE pgsearch.bm25_postings IS
+    'BM25 postings: a row per lexeme per chunk, with its frequency and the chunk length';
 CREATE TABLE pgsearch.bm25_totals (
     chunks bigint NOT NULL,
     tokens bigint NOT NULL
@@ -67,75 +71,60 @@ AS $$
     SELECT tsvector_to_array(to_tsvector(config, query))
 $$;
 
-CREATE FUNCTION pgsearch.any_lexeme(terms text[])
-RETURNS tsquery
-LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
-AS $$
-    -- Chunks that contain any of the terms; an empty query when there are none.
-    SELECT coalesce(
-        CAST(array_to_string(ARRAY(SELECT quote_literal(t) FROM unnest(terms) AS t), ' | ')
-             AS tsquery),
-        CAST('' AS tsquery))
-$$;
-
-CREATE FUNCTION pgsearch.bm25_idf(terms text[])
-RETURNS double precision[]
-LANGUAGE sql STABLE PARALLEL SAFE STRICT
-AS $$
-    WITH n AS (SELECT coalesce(sum(chunks), 0) AS chunks FROM pgsearch.bm25_totals),
-    df AS (
-        SELECT lexeme, sum(chunks) AS chunks FROM pgsearch.bm25_lexemes
-        WHERE lexeme = ANY(terms) GROUP BY lexeme
-    )
-    SELECT ARRAY(
-        SELECT ln(1 + (n.chunks - coalesce(df.chunks, 0) + 0.5) / (coalesce(df.chunks, 0) + 0.5))
-        FROM unnest(terms) WITH ORDINALITY AS t(lexeme, i)
-        LEFT JOIN df USING (lexeme)
-        ORDER BY t.i)
-    FROM n
-$$;
-
-CREATE FUNCTION pgsearch.bm25_avg_length()
-RETURNS double precision
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-    SELECT CAST(sum(tokens) AS double precision) / nullif(sum(chunks), 0) FROM pgsearch.bm25_totals
-$$;
-
-CREATE FUNCTION pgsearch.bm25_score(
-    tsv tsvector, terms text[], idfs double precision[],
-    k1 double precision, b double precision, avg_length double precision
+CREATE FUNCTION pgsearch.bm25_ranking(
+    terms text[], k1 double precision, b double precision,
+    OUT chunk_id bigint, OUT score double precision
 )
-RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+RETURNS SETOF record
+LANGUAGE sql STABLE PARALLEL SAFE ROWS 1000
 AS $$
-    -- The sum, over the query's terms in the chunk, of
+    -- Every chunk that contains a term, with its BM25 score: the sum, over the terms in it, of
     --     idf * tf (k1 + 1) / (tf + k1 (1 - b + b |D| / avgdl))
-    WITH doc AS (
-        SELECT lexeme, coalesce(cardinality(positions), 1) AS tf FROM unnest(tsv)
+    WITH totals AS (
+        SELECT CAST(coalesce(sum(chunks), 0) AS double precision) AS chunks,
+               CAST(sum(tokens) AS double precision) / nullif(sum(chunks), 0) AS average
+        FROM pgsearch.bm25_totals
     ),
-    len AS (SELECT sum(tf) AS tokens FROM doc)
-    SELECT coalesce(sum(
-        q.idf * d.tf * (k1 + 1)
-        / (d.tf + k1 * (1 - b + b * len.tokens / greatest(avg_length, 1e-9)))), 0)
-    FROM unnest(terms, idfs) AS q(lexeme, idf)
-    JOIN doc AS d USING (lexeme), len
+    postings AS MATERIALIZED (
+        SELECT p.lexeme, p.chunk_id, p.frequency, p.chunk_tokens
+        FROM pgsearch.bm25_postings AS p
+        WHERE p.lexeme = ANY(terms)
+    ),
+    idf AS (
+        SELECT p.lexeme, ln(1 + (t.chunks - count(*) + 0.5) / (count(*) + 0.5)) AS idf
+        FROM postings AS p, totals AS t GROUP BY p.lexeme, t.chunks
+    )
+    SELECT p.chunk_id, sum(
+        idf.idf * p.frequency * (k1 + 1)
+        / (p.frequency + k1 * (1 - b + b * p.chunk_tokens / greatest(totals.average, 1e-9))))
+    FROM postings AS p JOIN idf USING (lexeme), totals
+    GROUP BY p.chunk_id
 $$;
 
 CREATE FUNCTION pgsearch._bm25_count() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF (SELECT count(*) FROM old_rows) = (
+            SELECT count(*) FROM old_rows AS o JOIN new_rows AS n USING (id)
+            WHERE o.tsv IS NOT DISTINCT FROM n.tsv
+        ) THEN
+            RETURN NULL;  -- metadata or embedding only: the text, and so BM25, is unchanged
+        END IF;
+    END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        INSERT INTO pgsearch.bm25_lexemes (lexeme, chunks)
-        SELECT u.lexeme, -count(*) FROM old_rows AS o, unnest(o.tsv) AS u GROUP BY u.lexeme;
+        DELETE FROM pgsearch.bm25_postings AS p
+        USING old_rows AS o, unnest(o.tsv) AS u
+        WHERE p.lexeme = u.lexeme AND p.chunk_id = o.id;
         INSERT INTO pgsearch.bm25_totals (chunks, tokens)
         SELECT -count(*), -coalesce(sum(pgsearch.tsv_length(o.tsv)), 0) FROM old_rows AS o
         HAVING count(*) > 0;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO pgsearch.bm25_lexemes (lexeme, chunks)
-        SELECT u.lexeme, count(*) FROM new_rows AS n, unnest(n.tsv) AS u GROUP BY u.lexeme;
+        INSERT INTO pgsearch.bm25_postings (lexeme, chunk_id, frequency, chunk_tokens)
+        SELECT u.lexeme, n.id, coalesce(cardinality(u.positions), 1), l.tokens
+        FROM new_rows AS n, LATERAL pgsearch.tsv_length(n.tsv) AS l(tokens), unnest(n.tsv) AS u;
         INSERT INTO pgsearch.bm25_totals (chunks, tokens)
         SELECT count(*), coalesce(sum(pgsearch.tsv_length(n.tsv)), 0) FROM new_rows AS n
         HAVING count(*) > 0;
@@ -148,7 +137,7 @@ CREATE FUNCTION pgsearch._bm25_truncate() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    TRUNCATE pgsearch.bm25_lexemes, pgsearch.bm25_totals;
+    TRUNCATE pgsearch.bm25_postings, pgsearch.bm25_totals;
     RETURN NULL;
 END
 $$;
@@ -170,12 +159,9 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 AS $$
 BEGIN
-    -- Fold the deltas into one row per lexeme. Rows that concurrent writers add meanwhile are
-    -- not in this statement's snapshot and stay as they are: the sums never change.
+    -- Fold the totals ledger into one row. Rows that concurrent writers add meanwhile are not
+    -- in this statement's snapshot and stay as they are: the sums never change.
     PERFORM pg_advisory_xact_lock(CAST(x'7067736d32356363' AS bigint));  -- one at a time
-    WITH gone AS (DELETE FROM pgsearch.bm25_lexemes RETURNING lexeme, chunks)
-    INSERT INTO pgsearch.bm25_lexemes (lexeme, chunks)
-    SELECT lexeme, sum(chunks) FROM gone GROUP BY lexeme HAVING sum(chunks) <> 0;
     WITH gone AS (DELETE FROM pgsearch.bm25_totals RETURNING chunks, tokens)
     INSERT INTO pgsearch.bm25_totals (chunks, tokens)
     SELECT sum(chunks), sum(tokens) FROM gone HAVING count(*) > 0;
@@ -184,8 +170,9 @@ $$
 """
 
 _BACKFILL = """
-INSERT INTO pgsearch.bm25_lexemes (lexeme, chunks)
-SELECT u.lexeme, count(*) FROM pgsearch.chunks AS c, unnest(c.tsv) AS u GROUP BY u.lexeme;
+INSERT INTO pgsearch.bm25_postings (lexeme, chunk_id, frequency, chunk_tokens)
+SELECT u.lexeme, c.id, coalesce(cardinality(u.positions), 1), l.tokens
+FROM pgsearch.chunks AS c, LATERAL pgsearch.tsv_length(c.tsv) AS l(tokens), unnest(c.tsv) AS u;
 INSERT INTO pgsearch.bm25_totals (chunks, tokens)
 SELECT count(*), coalesce(sum(pgsearch.tsv_length(tsv)), 0) FROM pgsearch.chunks
 HAVING count(*) > 0
@@ -194,16 +181,12 @@ HAVING count(*) > 0
 
 # The BM25 leg of the SQL search functions, as text mode runs it in Python: chunks with any of
 # the query's terms, by BM25. $3 is the query, $4 the text configuration.
-_BM25_RANK = (
-    "pgsearch.bm25_score(c.tsv, (SELECT pgsearch.query_lexemes($4, $3)),"
-    " (SELECT pgsearch.bm25_idf(pgsearch.query_lexemes($4, $3))), %s, %s,"
-    " (SELECT pgsearch.bm25_avg_length()))"
-)
-_BM25_MATCH = "c.tsv @@ pgsearch.any_lexeme(pgsearch.query_lexemes($4, $3))"
+_RANKING = "pgsearch.bm25_ranking(pgsearch.query_lexemes($4, $3), %s, %s) AS r"
+_JOIN = " JOIN pgsearch.chunks c ON c.id = r.chunk_id"
 
 
 def _replaced(sql: str, *pairs: tuple[str, str]) -> str:
-    sql = sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    sql = sql.replace("CREATE FUNCTION ", "CREATE OR REPLACE FUNCTION ", 1)
     for old, new in pairs:
         assert old in sql, old
         sql = sql.replace(old, new)
@@ -212,15 +195,16 @@ def _replaced(sql: str, *pairs: tuple[str, str]) -> str:
 
 _TEXT_SEARCH = _replaced(
     _SEARCH_FUNCTIONS._TEXT_SEARCH,
+    ("ts_rank_cd(c.tsv, (SELECT websearch_to_tsquery($4, $3))) AS rank", "r.score AS rank"),
     (
-        "ts_rank_cd(c.tsv, (SELECT websearch_to_tsquery($4, $3)))",
-        _BM25_RANK.replace("%s, %s", "1.2, 0.75"),
+        "FROM pgsearch.chunks c'\n        '       WHERE c.tsv @@ websearch_to_tsquery($4, $3)"
+        " AND %s'",
+        "FROM " + _RANKING.replace("%s, %s", "1.2, 0.75") + _JOIN + "'\n        '       WHERE %s'",
     ),
-    ("c.tsv @@ websearch_to_tsquery($4, $3)", _BM25_MATCH),
 )
 
 _BM25_SEARCH = _replaced(
-    _SEARCH_FUNCTIONS._TEXT_SEARCH,
+    _TEXT_SEARCH,
     (
         "pgsearch.text_search(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')",
         "pgsearch.bm25_search(\n    query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}',"
@@ -236,10 +220,9 @@ _BM25_SEARCH = _replaced(
         "    END IF;",
     ),
     (
-        "ts_rank_cd(c.tsv, (SELECT websearch_to_tsquery($4, $3)))",
-        _BM25_RANK.replace("%s, %s", "$6, $7"),
+        "bm25_ranking(pgsearch.query_lexemes($4, $3), 1.2, 0.75)",
+        "bm25_ranking(pgsearch.query_lexemes($4, $3), $6, $7)",
     ),
-    ("c.tsv @@ websearch_to_tsquery($4, $3)", _BM25_MATCH),
     (
         "USING compiled.args, NULL::vector, $1, store.text_config, $2;",
         "USING compiled.args, NULL::vector, $1, store.text_config, $2, $4, $5;",
@@ -248,11 +231,15 @@ _BM25_SEARCH = _replaced(
 
 _HYBRID_SEARCH = _replaced(
     _SEARCH_FUNCTIONS._HYBRID_SEARCH,
+    ("ts_rank(c.tsv, (SELECT pgsearch.keyword_query($4, $3)), 1) AS rank", "r.score AS rank"),
     (
-        "ts_rank(c.tsv, (SELECT pgsearch.keyword_query($4, $3)), 1) AS rank'",
-        _BM25_RANK.replace("%s, %s", "1.2, 0.75") + " AS rank'",
+        "FROM pgsearch.chunks c'\n            '          WHERE c.tsv"
+        " @@ pgsearch.keyword_query($4, $3) AND %2$s'",
+        "FROM "
+        + _RANKING.replace("%s, %s", "1.2, 0.75")
+        + _JOIN
+        + "'\n            '          WHERE %2$s'",
     ),
-    ("c.tsv @@ pgsearch.keyword_query($4, $3) AND %2$s", _BM25_MATCH + " AND %2$s"),
 )
 
 _COMMENTS = {
@@ -263,27 +250,21 @@ _COMMENTS = {
         "A query's BM25 terms: the lexemes of to_tsvector(config, query), stemmed, stop words"
         " removed, as the stored tsv is normalised."
     ),
-    "pgsearch.any_lexeme(text[])": "A tsquery matching any of the terms (OR).",
-    "pgsearch.bm25_idf(text[])": (
-        "BM25 idf of each term, ln(1 + (N - df + 0.5) / (df + 0.5)), from the statistics"
-        " ledgers: N chunks, df chunks containing the term."
-    ),
-    "pgsearch.bm25_avg_length()": "Average chunk length in tokens (NULL for an empty store).",
-    "pgsearch.bm25_score(tsvector, text[], double precision[], double precision,"
-    " double precision, double precision)": (
-        "Okapi BM25 of one chunk's tsv for the terms with their idfs, given k1, b and the"
-        " average chunk length."
+    "pgsearch.bm25_ranking(text[], double precision, double precision)": (
+        "Every chunk holding one of the terms (query_lexemes), with its Okapi BM25 score for"
+        " k1 and b, from the postings: idf ln(1 + (N - df + 0.5) / (df + 0.5)); the cost grows"
+        " with the terms' postings, not with the store."
     ),
     "pgsearch._bm25_count()": (
-        "pgsearch internal: statement trigger that adds the inserted, deleted or updated"
-        " chunks' lexemes and lengths to the BM25 statistics ledgers."
+        "pgsearch internal: statement trigger that keeps the BM25 postings and totals of the"
+        " inserted, deleted or updated chunks."
     ),
     "pgsearch._bm25_truncate()": (
-        "pgsearch internal: empties the BM25 statistics when pgsearch.chunks is truncated."
+        "pgsearch internal: empties the BM25 postings and totals when pgsearch.chunks is truncated."
     ),
     "pgsearch.bm25_compact()": (
-        "Folds the BM25 statistics ledgers into one row per lexeme (pgsearch optimize runs it);"
-        " safe beside concurrent writers."
+        "Folds the BM25 totals ledger into one row (pgsearch optimize runs it); safe beside"
+        " concurrent writers."
     ),
     "pgsearch.text_search(text, integer, jsonb)": (
         "The k (1 to 1000) chunks that contain any of the query's words (stop words removed,"
@@ -333,15 +314,10 @@ def downgrade() -> None:
         DROP FUNCTION pgsearch.bm25_compact();
         DROP FUNCTION pgsearch._bm25_truncate();
         DROP FUNCTION pgsearch._bm25_count();
-        DROP FUNCTION pgsearch.bm25_score(
-            tsvector, text[], double precision[], double precision, double precision,
-            double precision);
-        DROP FUNCTION pgsearch.bm25_avg_length();
-        DROP FUNCTION pgsearch.bm25_idf(text[]);
-        DROP FUNCTION pgsearch.any_lexeme(text[]);
+        DROP FUNCTION pgsearch.bm25_ranking(text[], double precision, double precision);
         DROP FUNCTION pgsearch.query_lexemes(regconfig, text);
         DROP FUNCTION pgsearch.tsv_length(tsvector);
         DROP TABLE pgsearch.bm25_totals;
-        DROP TABLE pgsearch.bm25_lexemes
+        DROP TABLE pgsearch.bm25_postings
         """
     )
