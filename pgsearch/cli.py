@@ -30,10 +30,11 @@ from pgsearch.config import Settings
 from pgsearch.database import describe_url, normalize_url
 from pgsearch.embedding_cache import cache_status, clear_cache
 from pgsearch.exceptions import PgSearchError, database_error
+from pgsearch.fusion import DEFAULT_RRF_K
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
 from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary, check_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
-from pgsearch.search.options import DEFAULT_B, DEFAULT_K1
+from pgsearch.search.options import DEFAULT_ALPHA, DEFAULT_B, DEFAULT_K1
 from pgsearch.sources import iter_documents
 from pgsearch.store import Store
 from pgsearch.types import Distance, SearchMode
@@ -134,6 +135,16 @@ def _parser() -> argparse.ArgumentParser:
         help="chunks the keyword leg ranks: with any of the query's words (default), half of "
         "them, or all (web search syntax: quotes, or, -word)",
     )
+    search.add_argument(
+        "--fusion",
+        choices=["convex", "rrf"],
+        default="convex",
+        help="hybrid: convex combination of normalised scores (default) or reciprocal rank fusion",
+    )
+    search.add_argument(
+        "--alpha", type=float, default=DEFAULT_ALPHA, help="hybrid: vector leg weight (0.5)"
+    )
+    search.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K, help="RRF k (default 60)")
     search.add_argument("--k1", type=float, default=DEFAULT_K1, help="BM25 k1 (default 1.2)")
     search.add_argument("--b", type=float, default=DEFAULT_B, help="BM25 b (default 0.75)")
     search.add_argument(
@@ -311,6 +322,9 @@ def _search(store: Store, args: argparse.Namespace) -> None:
         text_match=args.text_match,
         k1=args.k1,
         b=args.b,
+        fusion=args.fusion,
+        alpha=args.alpha,
+        rrf_k=args.rrf_k,
     )
     results = store.run(request)
     if args.explain:

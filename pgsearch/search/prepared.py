@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select
 
 from pgsearch.search.filters import compile_filter, parse_filter
-from pgsearch.search.options import TextMatch
+from pgsearch.search.options import Fusion, TextMatch
 from pgsearch.search.statements import (
     Explain,
     VectorPath,
@@ -62,7 +62,12 @@ def vector(key: str | None, distance: Distance, path: VectorPath, knobs: int) ->
 
 @lru_cache(maxsize=_SIZE)
 def hybrid(
-    key: str | None, distance: Distance, path: VectorPath, knobs: int, text_match: TextMatch
+    key: str | None,
+    distance: Distance,
+    path: VectorPath,
+    knobs: int,
+    text_match: TextMatch,
+    fusion: Fusion,
 ) -> Select[Any]:
-    """Hybrid mode's statement for the filter ``key``, path, knobs and keyword match."""
-    return hybrid_statement(distance, _where(key), path, knobs, text_match)
+    """Hybrid mode's statement for the filter ``key``, path, knobs, keyword match, fusion."""
+    return hybrid_statement(distance, _where(key), path, knobs, text_match, fusion)

@@ -23,9 +23,12 @@ class SearchResult:
         content: The chunk's text.
         metadata: The chunk's metadata (the document's, repeated).
         score: Higher is better. Vector mode: the distance's similarity (cosine similarity,
-            inner product, negated L2). Text mode: ``ts_rank_cd``. Hybrid: the RRF score.
+            inner product, negated L2). Text and bm25 modes: BM25. Hybrid: the fused score
+            (convex combination, or RRF).
         vector_rank: Hybrid: the chunk's rank in the vector leg (``None`` if absent from it).
         text_rank: Hybrid: the chunk's rank in the keyword leg (``None`` if absent from it).
+        vector_score: Hybrid: the chunk's vector-leg score (similarity), if in that leg.
+        text_score: Hybrid: the chunk's keyword-leg score (BM25), if in that leg.
     """
 
     chunk_id: int
@@ -38,6 +41,8 @@ class SearchResult:
     score: float
     vector_rank: int | None = None
     text_rank: int | None = None
+    vector_score: float | None = None
+    text_score: float | None = None
 
 
 class SearchResults(list[SearchResult]):

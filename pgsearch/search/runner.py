@@ -43,6 +43,7 @@ _GROWTH = 4
 
 def _rows_to_results(rows: Sequence[Any]) -> list[SearchResult]:
     ranked = bool(rows) and "vector_rank" in rows[0]._fields
+    scored = ranked and "vector_score" in rows[0]._fields
     return [
         SearchResult(
             chunk_id=row.chunk_id,
@@ -55,6 +56,8 @@ def _rows_to_results(rows: Sequence[Any]) -> list[SearchResult]:
             score=float(row.score),
             vector_rank=row.vector_rank if ranked else None,
             text_rank=row.text_rank if ranked else None,
+            vector_score=row.vector_score if scored else None,
+            text_score=row.text_score if scored else None,
         )
         for row in rows
     ]
@@ -143,7 +146,10 @@ def run_search(
             statement = prepared.vector(key, store.distance, leg_path, knobs)
         else:
             values["rrf_k"] = request.rrf_k
-            statement = prepared.hybrid(key, store.distance, leg_path, knobs, request.text_match)
+            values["alpha"] = float(request.alpha)
+            statement = prepared.hybrid(
+                key, store.distance, leg_path, knobs, request.text_match, request.fusion
+            )
         return _rows_to_results(connection.execute(statement, values).all())
 
     return _complete(request, fetch, path, path, estimate)

@@ -47,7 +47,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from pgsearch.models import Chunk, Document
 from pgsearch.search.filters import FilterNode as FilterNode
-from pgsearch.search.options import DEFAULT_B, DEFAULT_K1
+from pgsearch.search.options import DEFAULT_ALPHA, DEFAULT_B, DEFAULT_K1, Fusion
 from pgsearch.types import Distance
 from pgsearch.vectors import VectorParam
 
@@ -81,6 +81,7 @@ _TEXT_CONFIG = cast(bindparam("text_config"), REGCONFIG)
 _LIMIT: BindParameter[int] = bindparam("limit", type_=Integer, literal_execute=True)
 _K: BindParameter[int] = bindparam("k", type_=Integer, literal_execute=True)
 _RRF_K: BindParameter[int] = bindparam("rrf_k")
+_ALPHA: BindParameter[float] = bindparam("alpha", DEFAULT_ALPHA, type_=Float)
 _K1: BindParameter[float] = bindparam("k1", DEFAULT_K1, type_=Float)
 _B: BindParameter[float] = bindparam("b", DEFAULT_B, type_=Float)
 
@@ -282,52 +283,69 @@ def hybrid_statement(
     path: VectorPath,
     knobs_count: int,
     text_match: TextMatch,
+    fusion: Fusion = "convex",
 ) -> Select[Any]:
-    """Reciprocal rank fusion of the vector and keyword legs, in one statement.
+    """The vector and keyword legs, fused in one statement.
 
-    Each leg ranks its best ``limit`` chunks that pass the filter; a chunk scores
-    ``1 / (rrf_k + rank)`` per leg it appears in. Binds ``query_embedding``, ``query_text``,
-    ``text_config``, ``limit`` (depth of each leg), ``rrf_k`` and ``k`` (rows returned).
+    Each leg ranks its best ``limit`` chunks that pass the filter. ``convex``: a chunk scores
+    ``alpha * v + (1 - alpha) * t``, where ``v`` and ``t`` are its leg scores min-max
+    normalised over the leg's candidates (0 where it is absent). ``rrf``: ``1 / (rrf_k + rank)``
+    per leg it appears in. Binds ``query_embedding``, ``query_text``, ``text_config``,
+    ``limit`` (depth of each leg), ``alpha``, ``rrf_k`` and ``k`` (rows returned).
     """
-    return _hybrid_statement(distance, where, path, knobs_count, text_match)
-
-
-def _hybrid_statement(
-    distance: Distance,
-    where: Filter,
-    path: VectorPath,
-    knobs_count: int,
-    text_match: TextMatch,
-) -> Select[Any]:
     nearest = _vector_leg(distance, _clause(where), path, knobs_count)
-    vector_ranked = select(
+    vector_ranked = _ranked(
         nearest.c.id,
-        func.row_number().over(order_by=(nearest.c.distance, nearest.c.id)).label("rank"),
-    ).cte("vector_leg")
-    matched = _text_leg(where, text_match)
-    text_ranked = select(
-        matched.c.id,
-        func.row_number().over(order_by=(matched.c.rank.desc(), matched.c.id)).label("rank"),
-    ).cte("text_leg")
-    v, t = vector_ranked, text_ranked
-    score = func.coalesce(1.0 / (_RRF_K + v.c.rank), 0) + func.coalesce(
-        1.0 / (_RRF_K + t.c.rank), 0
+        _score(distance, nearest.c.distance),
+        (nearest.c.distance, nearest.c.id),
+        "vector_leg",
     )
+    matched = _text_leg(where, text_match)
+    text_ranked = _ranked(
+        matched.c.id, matched.c.rank, (matched.c.rank.desc(), matched.c.id), "text_leg"
+    )
+    v, t = vector_ranked, text_ranked
+    if fusion == "rrf":
+        score = func.coalesce(1.0 / (_RRF_K + v.c.rank), 0) + func.coalesce(
+            1.0 / (_RRF_K + t.c.rank), 0
+        )
+    else:
+        score = _ALPHA * func.coalesce(v.c.normalised, 0) + (1 - _ALPHA) * func.coalesce(
+            t.c.normalised, 0
+        )
     fused = (
         select(
             func.coalesce(v.c.id, t.c.id).label("id"),
             score.label("score"),
             v.c.rank.label("vector_rank"),
             t.c.rank.label("text_rank"),
+            v.c.score.label("vector_score"),
+            t.c.score.label("text_score"),
         )
         .select_from(v.join(t, t.c.id == v.c.id, full=True))
         .order_by(score.desc(), func.coalesce(v.c.id, t.c.id))
         .limit(_K)
         .cte("fused")
     )
-    return _joined(fused, fused.c.score, fused.c.vector_rank, fused.c.text_rank).order_by(
-        fused.c.score.desc(), chunks.c.id
-    )
+    extra = (fused.c.vector_rank, fused.c.text_rank, fused.c.vector_score, fused.c.text_score)
+    return _joined(fused, fused.c.score, *extra).order_by(fused.c.score.desc(), chunks.c.id)
+
+
+def _ranked(
+    chunk_id: ColumnElement[Any],
+    score: ColumnElement[Any],
+    order: tuple[ColumnElement[Any], ...],
+    name: str,
+) -> Any:
+    """A leg's chunks with their rank, score and min-max normalised score (1 if all tie)."""
+    low, high = func.min(score).over(), func.max(score).over()
+    normalised = func.coalesce((score - low) / func.nullif(high - low, 0), 1.0)
+    return select(
+        chunk_id.label("id"),
+        func.row_number().over(order_by=order).label("rank"),
+        score.label("score"),
+        normalised.label("normalised"),
+    ).cte(name)
 
 
 def count_estimate_statement(where: ColumnElement[bool]) -> Select[Any]:

@@ -99,10 +99,38 @@ def test_hybrid_is_rrf_of_both_legs(session: Session, loaded: SearchRepository) 
     keyword_leg = _keyword_leg(session, query, depth, "any")
     assert keyword_leg, "the keyword leg should match chunks with any of the query's words"
     expected = reciprocal_rank_fusion([vector_leg, keyword_leg], k=60)
-    results = loaded.search(query, k=3, mode="hybrid", candidates=depth)
+    results = loaded.search(query, k=3, mode="hybrid", candidates=depth, fusion="rrf")
     assert len(results) == 3
     assert [r.score for r in results] == pytest.approx([score for _, score in expected[:3]])
     assert {r.chunk_id for r in results} <= {chunk for chunk, _ in expected}
+
+
+def _min_max(scores: dict[int, float]) -> dict[int, float]:
+    low, high = min(scores.values()), max(scores.values())
+    return {i: (s - low) / (high - low) if high > low else 1.0 for i, s in scores.items()}
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.8, 0.0])
+def test_hybrid_is_a_convex_combination_of_normalised_leg_scores(
+    loaded: SearchRepository, alpha: float
+) -> None:
+    query = "index readers"
+    vector = _min_max({r.chunk_id: r.score for r in loaded.search(query, 40, "vector")})
+    bm25 = _min_max({r.chunk_id: r.score for r in loaded.search(query, 40, "bm25")})
+    fused = {
+        i: alpha * vector.get(i, 0.0) + (1 - alpha) * bm25.get(i, 0.0)
+        for i in vector.keys() | bm25.keys()
+    }
+    results = loaded.search(query, k=5, mode="hybrid", candidates=40, alpha=alpha)
+    assert [r.score for r in results] == pytest.approx(sorted(fused.values(), reverse=True)[:5])
+    for r in results:
+        assert r.score == pytest.approx(fused[r.chunk_id])
+        assert (r.vector_score is None) == (r.vector_rank is None)
+        assert (r.text_score is None) == (r.text_rank is None)
+    with pytest.raises(InvalidSearchError, match="alpha"):
+        loaded.search(query, mode="hybrid", alpha=1.5)
+    with pytest.raises(InvalidSearchError, match="fusion"):
+        loaded.search(query, mode="hybrid", fusion="max")  # type: ignore[arg-type]
 
 
 def test_hybrid_with_all_terms_fuses_the_text_mode_leg(loaded: SearchRepository) -> None:
@@ -110,7 +138,9 @@ def test_hybrid_with_all_terms_fuses_the_text_mode_leg(loaded: SearchRepository)
     vector_leg = [r.chunk_id for r in loaded.search(query, k=40, mode="vector")]
     text_leg = [r.chunk_id for r in loaded.search(query, k=40, mode="text", text_match="all")]
     expected = reciprocal_rank_fusion([vector_leg, text_leg], k=60)
-    results = loaded.search(query, k=3, mode="hybrid", candidates=40, text_match="all")
+    results = loaded.search(
+        query, k=3, mode="hybrid", candidates=40, text_match="all", fusion="rrf"
+    )
     assert [r.score for r in results] == pytest.approx([score for _, score in expected[:3]])
     with pytest.raises(InvalidSearchError, match="text_match"):
         loaded.search(query, mode="hybrid", text_match="some")  # type: ignore[arg-type]

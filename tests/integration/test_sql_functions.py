@@ -32,6 +32,7 @@ from pgsearch import (
 from pgsearch.chunking import ChunkingOptions
 from pgsearch.migrations import downgrade, upgrade
 from pgsearch.search.estimates import forget_estimates
+from pgsearch.search.options import Fusion
 from pgsearch.search.results import SearchResult
 from pgsearch.types import vector_literal
 from tests.filter_reference import matches
@@ -40,6 +41,10 @@ VECTOR_SQL = "SELECT * FROM pgsearch.vector_search(CAST(:v AS vector), :k, CAST(
 TEXT_SQL = "SELECT * FROM pgsearch.text_search(:q, :k, CAST(:f AS jsonb))"
 HYBRID_SQL = (
     "SELECT * FROM pgsearch.hybrid_search(:q, CAST(:v AS vector), :k, CAST(:f AS jsonb), :rrf_k)"
+)
+FUSED_SQL = (
+    "SELECT * FROM pgsearch.hybrid_search("
+    ":q, CAST(:v AS vector), :k, CAST(:f AS jsonb), :rrf_k, :fusion, :alpha)"
 )
 
 # Queries with words of several documents, so that every mode ranks many chunks.
@@ -482,10 +487,13 @@ def sql_search(
     k: int,
     filter_: Any,
     rrf_k: int = 60,
+    fusion: str = "convex",
+    alpha: float = 0.5,
 ) -> list[dict[str, Any]]:
     params: dict[str, Any] = {"q": query, "k": k, "f": json.dumps(filter_), "rrf_k": rrf_k}
+    params |= {"fusion": fusion, "alpha": alpha}
     params["v"] = vector_literal(embedder.embed_query(query))
-    statement = {"vector": VECTOR_SQL, "text": TEXT_SQL, "hybrid": HYBRID_SQL}[mode]
+    statement = {"vector": VECTOR_SQL, "text": TEXT_SQL, "hybrid": FUSED_SQL}[mode]
     return _sql(session, statement, **params)
 
 
@@ -505,9 +513,20 @@ def python_search(
     k: int,
     filter_: Any,
     rrf_k: int = 60,
+    fusion: Fusion = "convex",
+    alpha: float = 0.5,
 ) -> list[SearchResult]:
     vector = None if mode == "text" else embedder.embed_query(query)
-    return repository.search(query, k, mode, filter=filter_, query_vector=vector, rrf_k=rrf_k)
+    return repository.search(
+        query,
+        k,
+        mode,
+        filter=filter_,
+        query_vector=vector,
+        rrf_k=rrf_k,
+        fusion=fusion,
+        alpha=alpha,
+    )
 
 
 def assert_same(rows: list[dict[str, Any]], results: list[SearchResult], mode: str) -> None:
@@ -523,6 +542,11 @@ def assert_same(rows: list[dict[str, Any]], results: list[SearchResult], mode: s
         assert row["metadata"] == result.metadata
         if mode == "hybrid":
             assert (row["vector_rank"], row["text_rank"]) == (result.vector_rank, result.text_rank)
+            for leg in ("vector_score", "text_score"):
+                if row[leg] is None or getattr(result, leg) is None:
+                    assert row[leg] is None and getattr(result, leg) is None, (row, result)
+                else:
+                    assert math.isclose(row[leg], getattr(result, leg), abs_tol=1e-9)
         else:
             assert set(row) == {
                 "chunk_id",
@@ -593,7 +617,7 @@ def test_filters_select_what_the_language_says(session: Session, loaded: SearchR
     "mode,query", [("vector", VECTOR_QUERY), ("text", "bread"), ("hybrid", HYBRID_QUERY)]
 )
 @pytest.mark.parametrize("k", [1, 3, 251, 1000])
-def test_k_and_rrf_k_match_python(
+def test_k_rrf_k_and_alpha_match_python(
     session: Session,
     loaded: SearchRepository,
     embedder: HashingEmbedder,
@@ -602,8 +626,12 @@ def test_k_and_rrf_k_match_python(
     k: int,
 ) -> None:
     for rrf_k in (1, 60) if mode == "hybrid" else (60,):
-        expected = python_search(loaded, embedder, mode, query, k, {}, rrf_k)
-        rows = sql_search(session, embedder, mode, query, k, {}, rrf_k)
+        expected = python_search(loaded, embedder, mode, query, k, {}, rrf_k, "rrf")
+        rows = sql_search(session, embedder, mode, query, k, {}, rrf_k, "rrf")
+        assert_same(rows, expected, mode)
+    for alpha in (0.0, 0.3, 1.0) if mode == "hybrid" else ():
+        expected = python_search(loaded, embedder, mode, query, k, {}, 60, "convex", alpha)
+        rows = sql_search(session, embedder, mode, query, k, {}, 60, "convex", alpha)
         assert_same(rows, expected, mode)
     if mode == "vector":
         rows = _sql(
@@ -616,13 +644,19 @@ def test_k_and_rrf_k_match_python(
 def test_hybrid_ranks_are_null_where_a_leg_misses(
     session: Session, loaded: SearchRepository, embedder: HashingEmbedder
 ) -> None:
-    rows = sql_search(session, embedder, "hybrid", "MVCC", 10, {})
+    rows = sql_search(session, embedder, "hybrid", "MVCC", 10, {}, fusion="rrf")
     assert rows[0]["external_id"] == "postgres"
     assert rows[0]["vector_rank"] is not None and rows[0]["text_rank"] == 1
-    assert all(r["text_rank"] is None for r in rows[1:])  # only one chunk says MVCC
+    assert all(r["text_rank"] is None and r["text_score"] is None for r in rows[1:])
     assert len(rows) == 10  # the vector leg fills the rest
     score = 1 / (60 + rows[0]["vector_rank"]) + 1 / (60 + 1)
     assert rows[0]["score"] == pytest.approx(score, abs=1e-12)
+
+    convex = sql_search(session, embedder, "hybrid", "MVCC", 10, {})
+    assert convex[0]["external_id"] == "postgres" and convex[0]["text_score"] > 0
+    # The keyword leg's only chunk normalises to 1: half the score comes from it alone.
+    assert convex[0]["score"] >= 0.5
+    assert all(r["score"] <= 0.5 for r in convex[1:])
 
 
 # -- the filter compiler ---------------------------------------------------------------------
@@ -1051,7 +1085,7 @@ def test_plans_of_each_path(big_session: Session) -> None:
 PUBLIC_FUNCTIONS = {
     "filter_clause(jsonb)",
     "bm25_search(text,integer,jsonb,double precision,double precision)",
-    "hybrid_search(text,vector,integer,jsonb,integer)",
+    "hybrid_search(text,vector,integer,jsonb,integer,text,double precision)",
     "text_search(text,integer,jsonb)",
     "vector_search(vector,integer,jsonb)",
 }
@@ -1086,7 +1120,8 @@ def test_downgrade_drops_the_functions_and_upgrade_recreates_them(
         volatility = conn.execute(
             "SELECT provolatile, prosecdef, l.lanname FROM pg_proc p"
             " JOIN pg_language l ON l.oid = p.prolang"
-            " WHERE p.oid = 'pgsearch.hybrid_search(text,vector,integer,jsonb,integer)'"
+            " WHERE p.oid ="
+            " 'pgsearch.hybrid_search(text,vector,integer,jsonb,integer,text,float8)'"
             "::regprocedure"
         ).fetchone()
         assert volatility == ("v", False, "plpgsql")

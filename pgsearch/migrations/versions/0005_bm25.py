@@ -229,17 +229,129 @@ _BM25_SEARCH = _replaced(
     ),
 )
 
-_HYBRID_SEARCH = _replaced(
-    _SEARCH_FUNCTIONS._HYBRID_SEARCH,
-    ("ts_rank(c.tsv, (SELECT pgsearch.keyword_query($4, $3)), 1) AS rank", "r.score AS rank"),
-    (
-        "FROM pgsearch.chunks c'\n            '          WHERE c.tsv"
-        " @@ pgsearch.keyword_query($4, $3) AND %2$s'",
-        "FROM "
-        + _RANKING.replace("%s, %s", "1.2, 0.75")
-        + _JOIN
-        + "'\n            '          WHERE %2$s'",
-    ),
+_HYBRID_SEARCH = (
+    r"""
+CREATE FUNCTION pgsearch.hybrid_search(
+    query text,
+    query_embedding vector,
+    k integer DEFAULT 10,
+    filter jsonb DEFAULT '{}',
+    rrf_k integer DEFAULT 60,
+    fusion text DEFAULT 'convex',
+    alpha double precision DEFAULT 0.5
+)
+RETURNS TABLE ("""
+    + _SEARCH_FUNCTIONS._RESULT_COLUMNS
+    + r""",
+    vector_rank bigint,
+    text_rank bigint,
+    vector_score double precision,
+    text_score double precision
+)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $$
+#variable_conflict use_column
+DECLARE
+    store record;
+    compiled record;
+    route record;
+    filtered boolean := $4 IS NOT NULL AND $4 <> '{}';
+    depth integer;
+    path text;
+    ids bigint[];
+    scores double precision[];
+    vector_ranks bigint[];
+    text_ranks bigint[];
+    vector_scores double precision[];
+    text_scores double precision[];
+BEGIN
+    PERFORM pgsearch._check_query($1, 'hybrid');
+    PERFORM pgsearch._check_embedding($2);
+    PERFORM pgsearch._check_range('k', $3, 1, 1000);
+    PERFORM pgsearch._check_range('rrf_k', $5, 1, 1000000);
+    IF $6 IS NULL OR $6 NOT IN ('convex', 'rrf') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('fusion = %L: use convex or rrf', $6);
+    END IF;
+    IF $7 IS NULL OR NOT $7 BETWEEN 0 AND 1 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('alpha = %s: use a number from 0 to 1', coalesce($7::text, 'NULL'));
+    END IF;
+    -- Each leg ranks max(4k, 40) chunks, at most MAX_K (1000), and never fewer than k.
+    depth := greatest(least(greatest(4 * $3, 40), 1000), $3);
+    compiled := pgsearch.filter_clause($4);
+    store := pgsearch._search_store($2);
+    route := pgsearch._vector_route(compiled.clause, compiled.args, filtered);
+    path := route.path;
+    RAISE DEBUG 'pgsearch.hybrid_search: % path (%)', path,
+        CASE WHEN route.estimate IS NULL THEN 'no filter'
+             ELSE format('the planner expects %s chunks to pass the filter', route.estimate) END;
+    LOOP
+        IF path = 'hnsw' THEN
+            PERFORM pgsearch._hnsw_knobs(depth, filtered);
+        END IF;
+        -- Legs ranked by (distance, id) and (BM25 desc, id); scores min-max normalised over
+        -- each leg's candidates (1 when they all tie). convex: alpha * vector + (1 - alpha) *
+        -- text, 0 for a leg a chunk is absent from; rrf: 1 / (rrf_k + rank) per leg.
+        EXECUTE format(
+            'WITH vector_leg AS ('
+            '    SELECT s.id, s.rank, s.score, coalesce((s.score - min(s.score) OVER ())'
+            '           / nullif(max(s.score) OVER () - min(s.score) OVER (), 0), 1) AS normalised'
+            '    FROM (SELECT nearest.id, %3$s AS score,'
+            '                 row_number() OVER (ORDER BY nearest.distance, nearest.id) AS rank'
+            '          FROM (%1$s) AS nearest) AS s'
+            '), text_leg AS ('
+            '    SELECT s.id, s.rank, s.score, coalesce((s.score - min(s.score) OVER ())'
+            '           / nullif(max(s.score) OVER () - min(s.score) OVER (), 0), 1) AS normalised'
+            '    FROM (SELECT matched.id, matched.rank AS score,'
+            '                 row_number() OVER (ORDER BY matched.rank DESC, matched.id) AS rank'
+            '          FROM (SELECT c.id, r.score AS rank'
+            '                FROM pgsearch.bm25_ranking(pgsearch.query_lexemes($4, $3),'
+            '                                           1.2, 0.75) AS r'
+            '                JOIN pgsearch.chunks c ON c.id = r.chunk_id'
+            '                WHERE %2$s'
+            '                ORDER BY rank DESC, c.id LIMIT $5) AS matched) AS s'
+            '), fused AS ('
+            '    SELECT coalesce(v.id, t.id) AS id, %4$s AS score,'
+            '           v.rank AS vector_rank, t.rank AS text_rank,'
+            '           v.score AS vector_score, t.score AS text_score'
+            '    FROM vector_leg v FULL JOIN text_leg t ON t.id = v.id'
+            '    ORDER BY 2 DESC, 1'
+            '    LIMIT $6'
+            ')'
+            ' SELECT array_agg(f.id ORDER BY f.score DESC, f.id),'
+            '        array_agg(f.score ORDER BY f.score DESC, f.id),'
+            '        array_agg(f.vector_rank ORDER BY f.score DESC, f.id),'
+            '        array_agg(f.text_rank ORDER BY f.score DESC, f.id),'
+            '        array_agg(f.vector_score ORDER BY f.score DESC, f.id),'
+            '        array_agg(f.text_score ORDER BY f.score DESC, f.id)'
+            ' FROM fused f',
+            pgsearch._vector_leg(store.operator, compiled.clause, path), compiled.clause,
+            CASE WHEN store.cosine THEN '1 - nearest.distance' ELSE '-nearest.distance' END,
+            CASE WHEN $6 = 'rrf'
+                 THEN 'coalesce(CAST(1.0 AS double precision) / ($7 + v.rank), 0)'
+                      ' + coalesce(CAST(1.0 AS double precision) / ($7 + t.rank), 0)'
+                 ELSE '$8 * coalesce(v.normalised, 0) + (1 - $8) * coalesce(t.normalised, 0)'
+            END)
+            INTO ids, scores, vector_ranks, text_ranks, vector_scores, text_scores
+            USING compiled.args, $2, $1, store.text_config, depth, $3, $5, $7;
+        EXIT WHEN path = 'exact' OR coalesce(cardinality(ids), 0) >= $3;
+        -- Never short: an HNSW scan can stop before it has seen every matching chunk.
+        RAISE DEBUG 'pgsearch.hybrid_search: hnsw path found % of % rows, exact path',
+            coalesce(cardinality(ids), 0), $3;
+        path := 'exact';
+    END LOOP;
+    RETURN QUERY
+    SELECT c.id, d.external_id, d.title, c.position, c.content, c.metadata,
+           f.score, f.vector_rank, f.text_rank, f.vector_score, f.text_score
+    FROM unnest(ids, scores, vector_ranks, text_ranks, vector_scores, text_scores)
+         WITH ORDINALITY AS f (id, score, vector_rank, text_rank, vector_score, text_score, n)
+    JOIN pgsearch.chunks AS c ON c.id = f.id
+    JOIN pgsearch.documents AS d ON d.id = c.document_id
+    ORDER BY f.n;
+END
+$$
+"""
 )
 
 _COMMENTS = {
@@ -275,17 +387,20 @@ _COMMENTS = {
         "Like text_search, with BM25's k1 (0 to 100) and b (0 to 1) given. The same rows as"
         " pgsearch's Python search in bm25 mode."
     ),
-    "pgsearch.hybrid_search(text, vector, integer, jsonb, integer)": (
-        "Reciprocal rank fusion of a vector leg (query_embedding, routed like vector_search)"
-        " and a BM25 leg (as text_search), each ranking max(4k, 40) chunks (at most 1000) that"
-        " pass filter: score = sum of 1 / (rrf_k + rank) over the legs a chunk appears in;"
-        " vector_rank and text_rank are NULL where it is absent. The same rows as pgsearch's"
-        " Python search in hybrid mode."
+    "pgsearch.hybrid_search(text, vector, integer, jsonb, integer, text, double precision)": (
+        "A vector leg (query_embedding, routed like vector_search) and a BM25 leg (as"
+        " text_search), each ranking max(4k, 40) chunks (at most 1000) that pass filter, fused:"
+        " convex (default), alpha * the vector score + (1 - alpha) * the BM25 score, each"
+        " min-max normalised over its leg's candidates (0 where absent); or rrf, the sum of"
+        " 1 / (rrf_k + rank) over the legs. Each row carries both legs' ranks and scores (NULL"
+        " where absent). The same rows as pgsearch's Python search in hybrid mode."
     ),
 }
 
 
 def upgrade() -> None:
+    # A new signature and new result columns: CREATE OR REPLACE cannot change those.
+    op.execute("DROP FUNCTION pgsearch.hybrid_search(text, vector, integer, jsonb, integer)")
     op.execute(_TABLES)
     op.execute(_FUNCTIONS)
     op.execute(_BACKFILL)
@@ -300,10 +415,14 @@ def downgrade() -> None:
         "DROP FUNCTION pgsearch.bm25_search(text, integer, jsonb, double precision,"
         " double precision)"
     )
-    for name in ("_TEXT_SEARCH", "_HYBRID_SEARCH"):
-        op.execute(_replaced(getattr(_SEARCH_FUNCTIONS, name)))
+    op.execute(
+        "DROP FUNCTION pgsearch.hybrid_search("
+        "text, vector, integer, jsonb, integer, text, double precision)"
+    )
+    op.execute(_SEARCH_FUNCTIONS._HYBRID_SEARCH)
+    op.execute(_replaced(_SEARCH_FUNCTIONS._TEXT_SEARCH))
     for signature, comment in _SEARCH_FUNCTIONS._COMMENTS.items():
-        if signature in _COMMENTS:
+        if signature.startswith(("pgsearch.text_search", "pgsearch.hybrid_search")):
             op.execute(f"COMMENT ON FUNCTION {signature} IS {_SEARCH_FUNCTIONS._quote(comment)}")
     op.execute(
         """
