@@ -74,8 +74,9 @@ MODES = [
     ("vector", {}),
     ("text", {}),
     ("bm25", {}),
+    ("text", {"text_match": "all"}),
     ("hybrid", {}),
-    ("hybrid", {"text_match": "half"}),
+    ("hybrid", {"fusion": "rrf"}),
     ("hybrid", {"text_match": "all"}),
 ]
 
@@ -84,7 +85,7 @@ def run_modes(store: Store, queries: list[str], judge: dict[str, dict[str, int]]
     with store.session() as session:
         repo = SearchRepository(session, store.embedder)
         for mode, options in MODES:
-            label = mode + (f" ({options['text_match']} terms)" if options else "")
+            label = mode + "".join(f" {key}={value}" for key, value in options.items())
             times, scores = [], []
             for query in queries:
                 start = time.perf_counter()
@@ -95,7 +96,7 @@ def run_modes(store: Store, queries: list[str], judge: dict[str, dict[str, int]]
             quality = f"nDCG@10 {statistics.mean(scores):.3f}  " if scores else ""
             p95 = float(np.percentile(times, 95))
             print(
-                f"{label:20s} {quality}p50 {statistics.median(times):6.1f} ms  p95 {p95:6.1f} ms"
+                f"{label:26s} {quality}p50 {statistics.median(times):6.1f} ms  p95 {p95:6.1f} ms"
                 f"  ({len(queries)} queries)"
             )
 
@@ -108,7 +109,9 @@ def load_corpus(
     documents = []
     for line, doc_id, vector in zip(lines, ids, np.load(vectors / matrix), strict=True):
         doc = json.loads(line)
-        content = (doc["title"] + separator + doc["text"]).strip()
+        # The title is stored apart: pgsearch searches it with the text (the vectors were
+        # computed from title + separator + text).
+        content = doc["text"].strip() or doc["title"]
         embedder.vectors[content] = vector
         documents.append(
             DocumentInput(doc_id, content, doc["title"], doc.get("metadata", {}), vectors=[vector])

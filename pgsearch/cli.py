@@ -145,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
         "--alpha", type=float, default=DEFAULT_ALPHA, help="hybrid: vector leg weight (0.5)"
     )
     search.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K, help="RRF k (default 60)")
+    search.add_argument(
+        "--title-weight",
+        type=float,
+        help="body words a title word counts as (default 2; 1 in bm25 mode)",
+    )
     search.add_argument("--k1", type=float, default=DEFAULT_K1, help="BM25 k1 (default 1.2)")
     search.add_argument("--b", type=float, default=DEFAULT_B, help="BM25 b (default 0.75)")
     search.add_argument(
@@ -324,6 +329,7 @@ def _search(store: Store, args: argparse.Namespace) -> None:
         b=args.b,
         fusion=args.fusion,
         alpha=args.alpha,
+        title_weight=args.title_weight,
         rrf_k=args.rrf_k,
     )
     results = store.run(request)

@@ -59,6 +59,15 @@ class IngestSummary:
         return self
 
 
+def embedded_text(title: str | None, chunk: str) -> str:
+    """What is embedded for a chunk: the document's title, a blank line, the chunk's text.
+
+    A chunk cut from the middle of a document rarely names its subject; the title does.
+    Without a title (or a blank one), the chunk's text alone.
+    """
+    return f"{title.strip()}\n\n{chunk}" if title and title.strip() else chunk
+
+
 def content_hash(value: str) -> str:
     """SHA-256 of the UTF-8 text, as hex: the key that decides whether to re-embed."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()

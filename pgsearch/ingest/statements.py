@@ -120,14 +120,14 @@ def delete_chunks(session: Session, document_ids: Sequence[int]) -> None:
 
 
 def sync_chunk_metadata(session: Session, document_ids: Sequence[int]) -> None:
-    """Copy each document's metadata onto its chunks where it differs."""
+    """Copy each document's metadata and title onto its chunks where they differ."""
     _run(
         session,
         """
-        UPDATE pgsearch.chunks AS c SET metadata = d.metadata
+        UPDATE pgsearch.chunks AS c SET metadata = d.metadata, title = d.title
         FROM pgsearch.documents AS d
         WHERE d.id = c.document_id AND d.id = ANY(%(document_ids)b::int8[])
-          AND c.metadata IS DISTINCT FROM d.metadata
+          AND (c.metadata, c.title) IS DISTINCT FROM (d.metadata, d.title)
         """,
         {"document_ids": list(document_ids)},
     )
@@ -150,8 +150,10 @@ _COPY_STAGING = (
 )
 _INSERT_CHUNKS = text(
     """
-    INSERT INTO pgsearch.chunks (document_id, position, content, content_hash, metadata, embedding)
-    SELECT s.document_id, s.position, s.content, s.content_hash, d.metadata, s.embedding
+    INSERT INTO pgsearch.chunks
+        (document_id, position, content, content_hash, metadata, title, embedding)
+    SELECT s.document_id, s.position, s.content, s.content_hash, d.metadata, d.title,
+           s.embedding
     FROM pg_temp.pgsearch_chunk_staging AS s
     JOIN pgsearch.documents AS d ON d.id = s.document_id
     """

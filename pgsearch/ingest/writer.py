@@ -25,7 +25,12 @@ from pgsearch.exceptions import (
     translate_errors,
 )
 from pgsearch.ingest import statements as sql
-from pgsearch.ingest.documents import DocumentInput, IngestSummary, content_hash
+from pgsearch.ingest.documents import (
+    DocumentInput,
+    IngestSummary,
+    content_hash,
+    embedded_text,
+)
 from pgsearch.ingest.validation import MAX_DOCUMENT_CHARS, given_vectors, prepare_documents
 from pgsearch.store_config import StoreSettings
 from pgsearch.types import Distance
@@ -68,7 +73,10 @@ def _pending(
                 metadata_json=metadata_json,
                 content_hash=content_hash(doc.content),
                 chunks=chunks,
-                chunk_hashes=[content_hash(chunk.text) for chunk in chunks],
+                # The hash of the text embedded (title included): a new title re-embeds.
+                chunk_hashes=[
+                    content_hash(embedded_text(doc.title, chunk.text)) for chunk in chunks
+                ],
                 vectors=given_vectors(doc, len(chunks)),
             )
         )
@@ -108,7 +116,9 @@ def _changed(batch: list[_Pending], stored: dict[str, tuple[int, list[str]]]) ->
 def _wanted(items: list[_Pending], known: Mapping[str, Any]) -> dict[str, Wanted]:
     """The chunk texts of ``items`` that have no vector in ``known`` yet, by text hash."""
     return {
-        chunk_hash: Wanted(chunk.text, item.doc.external_id, chunk.position)
+        chunk_hash: Wanted(
+            embedded_text(item.doc.title, chunk.text), item.doc.external_id, chunk.position
+        )
         for item in items
         if item.vectors is None
         for chunk, chunk_hash in zip(item.chunks, item.chunk_hashes, strict=True)
@@ -180,9 +190,9 @@ def write_documents(
 ) -> IngestSummary:
     """Store a batch of documents with their chunks and embeddings in the session's transaction.
 
-    A stored document is re-chunked and re-embedded only when its chunks would differ (by their
-    content hashes): new text or new chunking settings. A change of title or metadata alone
-    updates the rows without embedding anything.
+    A stored document is re-chunked and re-embedded only when its chunks would differ (by the
+    hashes of the texts embedded, title included): new text, a new title or new chunking
+    settings. A change of metadata alone updates the rows without embedding anything.
 
     Args:
         session: The caller's session; nothing is committed here.

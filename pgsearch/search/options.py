@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_EF_SEARCH",
     "DEFAULT_EXACT_THRESHOLD",
     "DEFAULT_K1",
+    "DEFAULT_TITLE_WEIGHT",
     "MAX_EF_SEARCH",
     "MAX_K",
     "MAX_QUERY_CHARS",
@@ -53,6 +54,11 @@ TextMatch = Literal["any", "half", "all"]
 # Elasticsearch and bm25s): k1 saturates term frequency, b normalises by chunk length.
 DEFAULT_K1 = 1.2
 DEFAULT_B = 0.75
+
+# Text mode counts a word in a document's title as this many words of the body: a title is the
+# summary its author chose (the boost of 2 is the usual one for titles, e.g. in Elasticsearch's
+# multi_match examples). bm25 mode counts title words once: plain BM25 over title and body.
+DEFAULT_TITLE_WEIGHT = 2.0
 
 Fusion = Literal["convex", "rrf"]
 # Hybrid's default fusion: a convex combination of the legs' min-max normalised scores, with
@@ -127,6 +133,7 @@ class SearchOptions(TypedDict, total=False):
     b: float
     fusion: Fusion
     alpha: float
+    title_weight: float | None
 
 
 def _canonical(value: Any) -> str:
@@ -165,6 +172,8 @@ class SearchRequest:
             leg's min-max normalised score plus ``1 - alpha`` times the keyword leg's; or
             ``rrf``, reciprocal rank fusion with ``rrf_k``.
         alpha: Weight of the vector leg in convex fusion, 0 to 1 (default 0.5).
+        title_weight: How many body words a word of the title counts as, 0 to 100 (default
+            2 in text and hybrid modes, 1 in bm25 mode).
         rrf_k: Reciprocal rank fusion constant (hybrid with ``fusion="rrf"``).
         candidates: Depth of each hybrid leg (default ``max(4 * k, 40)``).
         text_match: Which chunks the text, bm25 and hybrid keyword legs rank by BM25: those
@@ -196,6 +205,7 @@ class SearchRequest:
     b: float = DEFAULT_B
     fusion: Fusion = "convex"
     alpha: float = DEFAULT_ALPHA
+    title_weight: float | None = None
     filter_node: FilterNode | None = field(init=False, repr=False, compare=False)
     filter_key: str | None = field(init=False, repr=False, compare=False)
 
@@ -234,6 +244,8 @@ class SearchRequest:
         _number("k1", self.k1, 0, 100)
         _number("b", self.b, 0, 1)
         _number("alpha", self.alpha, 0, 1)
+        if self.title_weight is not None:
+            _number("title_weight", self.title_weight, 0, 100)
         if self.fusion not in ("convex", "rrf"):
             raise InvalidSearchError(f"fusion={self.fusion!r}: use 'convex' or 'rrf'")
         if self.group_by not in ("chunk", "document"):
@@ -257,6 +269,13 @@ class SearchRequest:
         """The mode, resolved."""
         assert isinstance(self.mode, SearchMode)
         return self.mode
+
+    @property
+    def resolved_title_weight(self) -> float:
+        """The title weight for this mode: given, else 1 for bm25 and 2 otherwise."""
+        if self.title_weight is not None:
+            return float(self.title_weight)
+        return 1.0 if self.mode is SearchMode.BM25 else DEFAULT_TITLE_WEIGHT
 
     @property
     def depth(self) -> int:

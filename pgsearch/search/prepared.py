@@ -49,9 +49,9 @@ def estimate_statement(key: str) -> Explain:
 
 
 @lru_cache(maxsize=_SIZE)
-def text(key: str | None, text_match: TextMatch) -> Select[Any]:
-    """Text and bm25 modes' statement for the filter ``key`` (``None``: no filter)."""
-    return text_statement(_where(key), text_match)
+def text(key: str | None, text_match: TextMatch, fallback: bool = True) -> Select[Any]:
+    """Text (``fallback``) and bm25 modes' statement for the filter ``key`` (``None``: none)."""
+    return text_statement(_where(key), text_match, fallback)
 
 
 @lru_cache(maxsize=_SIZE)

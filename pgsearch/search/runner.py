@@ -117,9 +117,11 @@ def run_search(
         "query_text": request.query,
         "k1": float(request.k1),
         "b": float(request.b),
+        "title_weight": request.resolved_title_weight,
     }
     if mode in (SearchMode.TEXT, SearchMode.BM25):
-        statement = prepared.text(key, "any" if mode is SearchMode.BM25 else request.text_match)
+        bm25 = mode is SearchMode.BM25
+        statement = prepared.text(key, "any" if bm25 else request.text_match, not bm25)
 
         def fetch_text(limit: int, path: VectorPath) -> list[SearchResult]:
             rows = connection.execute(statement, {**params, "limit": limit}).all()

@@ -47,7 +47,13 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from pgsearch.models import Chunk, Document
 from pgsearch.search.filters import FilterNode as FilterNode
-from pgsearch.search.options import DEFAULT_ALPHA, DEFAULT_B, DEFAULT_K1, Fusion
+from pgsearch.search.options import (
+    DEFAULT_ALPHA,
+    DEFAULT_B,
+    DEFAULT_K1,
+    DEFAULT_TITLE_WEIGHT,
+    Fusion,
+)
 from pgsearch.types import Distance
 from pgsearch.vectors import VectorParam
 
@@ -84,6 +90,7 @@ _RRF_K: BindParameter[int] = bindparam("rrf_k")
 _ALPHA: BindParameter[float] = bindparam("alpha", DEFAULT_ALPHA, type_=Float)
 _K1: BindParameter[float] = bindparam("k1", DEFAULT_K1, type_=Float)
 _B: BindParameter[float] = bindparam("b", DEFAULT_B, type_=Float)
+_TITLE_WEIGHT: BindParameter[float] = bindparam("title_weight", DEFAULT_TITLE_WEIGHT, type_=Float)
 
 
 def _clause(where: Filter) -> ColumnElement[bool]:
@@ -240,16 +247,19 @@ def _match(text_match: TextMatch) -> ColumnElement[Any]:
     return _websearch()
 
 
-def _text_leg(where: Filter, text_match: TextMatch) -> Subquery:
+def _text_leg(where: Filter, text_match: TextMatch, fallback: bool = True) -> Subquery:
     """Best ``limit`` chunks by BM25 (``pgsearch.bm25_ranking``, migration 0005).
 
     The ranking reads the postings of the query's terms and nothing else, so its cost grows
     with them, not with the store. A filter, or a ``half`` / ``all`` match, joins the ranked
-    chunks to their rows.
+    chunks to their rows. With ``fallback`` (text and hybrid), the terms are
+    ``pgsearch.text_terms``: misspelled words are replaced by the store's most similar
+    lexemes when none matches; without (bm25 mode), plain ``query_lexemes``.
     """
-    terms = func.pgsearch.query_lexemes(_TEXT_CONFIG, _QUERY_TEXT)
+    lexemes = func.pgsearch.text_terms if fallback else func.pgsearch.query_lexemes
+    terms = lexemes(_TEXT_CONFIG, _QUERY_TEXT)
     ranking = (
-        func.pgsearch.bm25_ranking(terms, _K1, _B)
+        func.pgsearch.bm25_ranking(terms, _K1, _B, _TITLE_WEIGHT)
         .table_valued(column("chunk_id", BigInteger), column("score", Float))
         .alias("ranking")
     )
@@ -268,12 +278,14 @@ def keyword_leg(where: Filter = None, text_match: TextMatch = "any") -> Select[A
     return select(leg.c.id, leg.c.rank)
 
 
-def text_statement(where: Filter, text_match: TextMatch = "any") -> Select[Any]:
+def text_statement(
+    where: Filter, text_match: TextMatch = "any", fallback: bool = True
+) -> Select[Any]:
     """Chunks that the match selects, by BM25.
 
-    Binds ``query_text``, ``text_config``, ``k1``, ``b`` and ``limit``.
+    Binds ``query_text``, ``text_config``, ``k1``, ``b``, ``title_weight`` and ``limit``.
     """
-    leg = _text_leg(where, text_match)
+    leg = _text_leg(where, text_match, fallback)
     return _joined(leg, leg.c.rank.label("score")).order_by(leg.c.rank.desc(), chunks.c.id)
 
 

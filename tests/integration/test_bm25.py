@@ -195,9 +195,11 @@ def test_the_text_leg_reads_the_postings_index_under_a_generic_plan(store: Store
     for number, name in enumerate(names, start=1):
         compiled = compiled.replace(f"%({name})s", f"${number}")
     values = {"query_text": "entry7 entry1999", "text_config": "english", "k1": 1.2, "b": 0.75}
+    values["title_weight"] = 2.0
     with store.engine.connect() as connection:
         driver: Any = connection.connection.driver_connection
-        types = ", ".join("float8" if name in ("k1", "b") else "text" for name in names)
+        floats = ("k1", "b", "title_weight")
+        types = ", ".join("float8" if name in floats else "text" for name in names)
         driver.execute(f"PREPARE bm25_leg ({types}) AS {compiled}".encode())
         driver.execute("SET plan_cache_mode = force_generic_plan")
         arguments = psycopg.sql.SQL(", ").join(psycopg.sql.Literal(values[n]) for n in names)
@@ -226,3 +228,35 @@ def test_bad_bm25_parameters_are_refused(store: Store) -> None:
         store.search("cats", 5, "bm25", k1=-1)
     with pytest.raises(InvalidSearchError, match="b must be"):
         store.search("cats", 5, "bm25", b=2)
+
+
+def test_title_words_count_twice_in_text_mode_and_once_in_bm25(store: Store) -> None:
+    store.add(
+        [
+            DocumentInput("titled", "a note about gardens and soil", "Tomatoes"),
+            DocumentInput("body", "tomatoes grow in gardens with soil and sun"),
+        ]
+    )
+    text = {r.external_id: r.score for r in store.search("tomatoes", 10, "text")}
+    bm25 = {r.external_id: r.score for r in store.search("tomatoes", 10, "bm25")}
+    assert set(text) == set(bm25) == {"titled", "body"}  # the title is searched
+    assert text["titled"] > bm25["titled"]  # weighted 2 in text mode
+    assert text["body"] == pytest.approx(bm25["body"])  # no title word: no difference
+    heavy = store.search("tomatoes", 10, "text", title_weight=10)
+    assert heavy[0].external_id == "titled"
+    # The title travels with the chunks: a new title is searched at once.
+    store.upsert([DocumentInput("titled", "a note about gardens and soil", "Cucumbers")])
+    assert {r.external_id for r in store.search("tomatoes", 10, "bm25")} == {"body"}
+    assert [r.external_id for r in store.search("cucumbers", 10, "bm25")] == ["titled"]
+
+
+def test_text_mode_corrects_misspelled_words_when_nothing_matches(store: Store) -> None:
+    store.add([*CORPUS, DocumentInput("bees", "honeybees pollinate flowering plants")])
+    store.optimize()
+    assert [r.external_id for r in store.search("polinate", 5, "text")] == ["bees"]
+    assert [r.external_id for r in store.search("purrring", 5, "text")] == ["a"]
+    assert store.search("polinate", 5, "bm25") == []  # plain BM25 takes words as they are
+    # A query that matches as written is not corrected.
+    assert {r.external_id for r in store.search("dog", 5, "text")} == {"b", "c"}
+    assert store.search("polinate", 5, "hybrid")[0].external_id == "bees"
+    assert store.search("qqqqzzzz", 5, "text") == []

@@ -212,3 +212,20 @@ def test_the_summary_says_where_each_vector_came_from(session: Session) -> None:
         ]
     )
     assert (second.chunks, second.embedded, second.cached, second.given) == (4, 0, 3, 1)
+
+
+def test_the_embedded_text_includes_the_title(session: Session) -> None:
+    embedder = CountingEmbedder(64)
+    _repository(session, embedder).upsert([DocumentInput("doc", TEXT, "Parts")])
+    assert embedder.texts[0] == "Parts\n\nFirst part of the text."
+    assert len(embedder.texts) == 3
+    embedder.texts.clear()
+    # Metadata alone embeds nothing; a new title re-embeds every chunk, from the cache if seen.
+    _repository(session, embedder).upsert([DocumentInput("doc", TEXT, "Parts", {"a": 1})])
+    assert embedder.texts == []
+    summary = _repository(session, embedder).upsert([DocumentInput("doc", TEXT, "Pieces")])
+    assert summary.updated == 1 and summary.embedded == 3
+    assert embedder.texts[0] == "Pieces\n\nFirst part of the text."
+    embedder.texts.clear()
+    summary = _repository(session, embedder).upsert([DocumentInput("doc", TEXT, "Parts")])
+    assert summary.embedded == 0 and summary.cached == 3

@@ -86,18 +86,27 @@ def test_upsert_reembeds_only_changed_content(
     assert (unchanged.inserted, unchanged.updated, unchanged.unchanged) == (0, 0, 5)
     assert counting.embedded == []
 
-    retitled = DocumentInput("bees", corpus[0].content, "Bees!", {"topic": "insects"})
-    summary = repo.upsert(retitled)
-    assert (summary.updated, summary.chunks) == (1, 0)
+    tagged = DocumentInput("bees", corpus[0].content, "Bees", {"topic": "insects"})
+    summary = repo.upsert(tagged)
+    assert (summary.updated, summary.chunks) == (1, 0)  # metadata alone embeds nothing
     assert counting.embedded == []
     doc = repo.get("bees")
+    assert doc is not None and doc.chunks[0].metadata_ == {"topic": "insects"}  # it follows
+
+    # The embedded text includes the title: a new title re-embeds.
+    retitled = DocumentInput("bees", corpus[0].content, "Bees!", {"topic": "insects"})
+    summary = repo.upsert(retitled)
+    assert (summary.updated, summary.chunks) == (1, 1)
+    assert counting.embedded == ["Bees!\n\n" + corpus[0].content]
+    counting.embedded.clear()
+    session.expire_all()
+    doc = repo.get("bees")
     assert doc is not None and doc.title == "Bees!"
-    assert doc.chunks[0].metadata_ == {"topic": "insects"}  # chunk metadata follows
 
     rewritten = DocumentInput("bees", "Bumblebees nest in the ground.", "Bees", {})
     summary = repo.upsert(rewritten)
     assert (summary.updated, summary.chunks) == (1, 1)
-    assert counting.embedded == ["Bumblebees nest in the ground."]
+    assert counting.embedded == ["Bees\n\nBumblebees nest in the ground."]
     session.expire_all()
     doc = repo.get("bees")
     assert doc is not None and [c.content for c in doc.chunks] == ["Bumblebees nest in the ground."]

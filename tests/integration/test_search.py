@@ -16,6 +16,7 @@ from pgsearch import (
     SearchRepository,
     reciprocal_rank_fusion,
 )
+from pgsearch.ingest.documents import embedded_text
 from pgsearch.search.statements import (
     Explain,
     TextMatch,
@@ -43,7 +44,10 @@ def test_vector_search_ranks_by_cosine_similarity(
     results = loaded.search("honeybees pollinate crops", k=5, mode="vector")
     assert results[0].external_id == "bees"
     query = embedder.embed_query("honeybees pollinate crops")
-    expected = {d.external_id: float(query @ embedder.embed_query(d.content)) for d in corpus}
+    expected = {  # the embedded text is the title, a blank line, the chunk
+        d.external_id: float(query @ embedder.embed_query(embedded_text(d.title, d.content)))
+        for d in corpus
+    }
     assert {r.external_id: r.score for r in results} == pytest.approx(expected, abs=1e-5)
     scores = [r.score for r in results]
     assert scores == sorted(scores, reverse=True)

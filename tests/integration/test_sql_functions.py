@@ -463,6 +463,17 @@ def _filter_id(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+@pytest.fixture(scope="module")
+def engine(make_database: Callable[[], URL], embedder: HashingEmbedder) -> Iterator[Engine]:
+    """A database of this module's own. Other modules add and roll back rows in the shared
+    one, which leaves dead entries in its HNSW graph; the first scan past them prunes them,
+    so two consecutive approximate scans (Python's, then the function's) could differ."""
+    engine = create_engine(make_database())
+    upgrade(engine, StoreOptions(dim=embedder.dimension, model=embedder.name))
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture
 def loaded(
     session: Session, embedder: HashingEmbedder, corpus: list[DocumentInput]
@@ -530,7 +541,7 @@ def python_search(
 
 
 def assert_same(rows: list[dict[str, Any]], results: list[SearchResult], mode: str) -> None:
-    assert [r["chunk_id"] for r in rows] == [r.chunk_id for r in results]
+    assert [r["chunk_id"] for r in rows] == [r.chunk_id for r in results], (mode, rows, results)
     for row, result in zip(rows, results, strict=True):
         assert math.isclose(row["score"], result.score, rel_tol=0, abs_tol=1e-6), (row, result)
         assert (row["external_id"], row["title"], row["position"], row["content"]) == (
@@ -1115,6 +1126,8 @@ def test_downgrade_drops_the_functions_and_upgrade_recreates_them(
         described = conn.execute(
             "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'pgsearch'::regnamespace"
             " AND obj_description(p.oid, 'pg_proc') IS NULL"
+            # pg_trgm, when pgsearch installed it in its schema, is not pgsearch's to describe
+            " AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
         ).fetchone()
         assert described == (1,)  # keyword_query, from 0001
         volatility = conn.execute(
@@ -1205,7 +1218,6 @@ def test_other_distances_and_text_configurations(
                 assert rows, (filter_, mode)
                 assert_same(rows, expected, mode)
         # The store's text configuration: "simple" does not stem "rises" to "rise".
-        assert bool(sql_search(session, embedder, "text", "rising", 10, {})) == (
-            text_config == "english"
-        )
+        stemmed = session.execute(text("SELECT * FROM pgsearch.bm25_search('rising', 10)")).all()
+        assert bool(stemmed) == (text_config == "english")
     engine.dispose()

@@ -24,7 +24,10 @@ not with the store.
 import importlib
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+
 from alembic import op
+from pgsearch.exceptions import ConfigurationError, ExtensionMissingError
 
 # The search functions of 0002 (frozen there): text_search and hybrid_search are redefined here
 # with BM25 as their text ranking, and restored from there on downgrade.
@@ -40,10 +43,11 @@ CREATE TABLE pgsearch.bm25_postings (
     lexeme text NOT NULL,
     chunk_id bigint NOT NULL,
     frequency integer NOT NULL,
+    title_frequency integer NOT NULL,
     chunk_tokens integer NOT NULL
 );
 CREATE INDEX ix_bm25_postings_lexeme ON pgsearch.bm25_postings (lexeme, chunk_id)
-    INCLUDE (frequency, chunk_tokens);
+    INCLUDE (frequency, title_frequency, chunk_tokens);
 COMMENT ON TABLE pgsearch.bm25_postings IS
     'BM25 postings: a row per lexeme per chunk, with its frequency and the chunk length';
 CREATE TABLE pgsearch.bm25_totals (
@@ -51,7 +55,15 @@ CREATE TABLE pgsearch.bm25_totals (
     tokens bigint NOT NULL
 );
 COMMENT ON TABLE pgsearch.bm25_totals IS
-    'BM25 corpus size as deltas: sum(chunks) chunks holding sum(tokens) tokens'
+    'BM25 corpus size as deltas: sum(chunks) chunks holding sum(tokens) tokens';
+CREATE TABLE pgsearch.bm25_vocabulary (
+    lexeme text NOT NULL
+);
+CREATE INDEX ix_bm25_vocabulary_lexeme ON pgsearch.bm25_vocabulary (lexeme);
+CREATE INDEX ix_bm25_vocabulary_trigrams ON pgsearch.bm25_vocabulary
+    USING gin (lexeme __TRGM__.gin_trgm_ops);
+COMMENT ON TABLE pgsearch.bm25_vocabulary IS
+    'Lexemes seen in chunks, for the trigram fallback of text search (duplicates possible)'
 """
 
 _FUNCTIONS = r"""
@@ -71,8 +83,35 @@ AS $$
     SELECT tsvector_to_array(to_tsvector(config, query))
 $$;
 
+CREATE FUNCTION pgsearch.text_terms(config regconfig, query text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $$
+DECLARE
+    terms text[] := pgsearch.query_lexemes(config, query);
+    corrected text[];
+BEGIN
+    IF coalesce(cardinality(terms), 0) = 0
+       OR EXISTS (SELECT FROM pgsearch.bm25_postings AS p WHERE p.lexeme = ANY(terms)) THEN
+        RETURN terms;
+    END IF;
+    -- No chunk holds any of the words (misspelled, say): take, for each, the most similar
+    -- lexeme of the store by trigrams (pg_trgm's % operator and its similarity threshold).
+    SELECT array_agg(DISTINCT best.lexeme) INTO corrected
+    FROM unnest(terms) AS t(term),
+    LATERAL (
+        SELECT v.lexeme FROM pgsearch.bm25_vocabulary AS v
+        WHERE v.lexeme OPERATOR(__TRGM__.%) t.term
+        ORDER BY __TRGM__.similarity(v.lexeme, t.term) DESC, v.lexeme
+        LIMIT 1
+    ) AS best;
+    RETURN coalesce(corrected, terms);
+END
+$$;
+
 CREATE FUNCTION pgsearch.bm25_ranking(
     terms text[], k1 double precision, b double precision,
+    title_weight double precision DEFAULT 1,
     OUT chunk_id bigint, OUT score double precision
 )
 RETURNS SETOF record
@@ -80,13 +119,15 @@ LANGUAGE sql STABLE PARALLEL SAFE ROWS 1000
 AS $$
     -- Every chunk that contains a term, with its BM25 score: the sum, over the terms in it, of
     --     idf * tf (k1 + 1) / (tf + k1 (1 - b + b |D| / avgdl))
+    -- where an occurrence in the title counts title_weight times (1: title and body alike).
     WITH totals AS (
         SELECT CAST(coalesce(sum(chunks), 0) AS double precision) AS chunks,
                CAST(sum(tokens) AS double precision) / nullif(sum(chunks), 0) AS average
         FROM pgsearch.bm25_totals
     ),
     postings AS MATERIALIZED (
-        SELECT p.lexeme, p.chunk_id, p.frequency, p.chunk_tokens
+        SELECT p.lexeme, p.chunk_id, p.chunk_tokens,
+               p.frequency + (title_weight - 1) * p.title_frequency AS frequency
         FROM pgsearch.bm25_postings AS p
         WHERE p.lexeme = ANY(terms)
     ),
@@ -122,9 +163,14 @@ BEGIN
         HAVING count(*) > 0;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO pgsearch.bm25_postings (lexeme, chunk_id, frequency, chunk_tokens)
-        SELECT u.lexeme, n.id, coalesce(cardinality(u.positions), 1), l.tokens
+        INSERT INTO pgsearch.bm25_postings
+            (lexeme, chunk_id, frequency, title_frequency, chunk_tokens)
+        SELECT u.lexeme, n.id, coalesce(cardinality(u.positions), 1),
+               coalesce(cardinality(array_positions(u.weights, 'A')), 0), l.tokens
         FROM new_rows AS n, LATERAL pgsearch.tsv_length(n.tsv) AS l(tokens), unnest(n.tsv) AS u;
+        INSERT INTO pgsearch.bm25_vocabulary (lexeme)
+        SELECT DISTINCT u.lexeme FROM new_rows AS n, unnest(n.tsv) AS u
+        WHERE NOT EXISTS (SELECT FROM pgsearch.bm25_vocabulary AS v WHERE v.lexeme = u.lexeme);
         INSERT INTO pgsearch.bm25_totals (chunks, tokens)
         SELECT count(*), coalesce(sum(pgsearch.tsv_length(n.tsv)), 0) FROM new_rows AS n
         HAVING count(*) > 0;
@@ -137,7 +183,7 @@ CREATE FUNCTION pgsearch._bm25_truncate() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    TRUNCATE pgsearch.bm25_postings, pgsearch.bm25_totals;
+    TRUNCATE pgsearch.bm25_postings, pgsearch.bm25_totals, pgsearch.bm25_vocabulary;
     RETURN NULL;
 END
 $$;
@@ -165,14 +211,20 @@ BEGIN
     WITH gone AS (DELETE FROM pgsearch.bm25_totals RETURNING chunks, tokens)
     INSERT INTO pgsearch.bm25_totals (chunks, tokens)
     SELECT sum(chunks), sum(tokens) FROM gone HAVING count(*) > 0;
+    -- Concurrent writers may both add a new lexeme: keep one.
+    DELETE FROM pgsearch.bm25_vocabulary AS a USING pgsearch.bm25_vocabulary AS b
+    WHERE a.lexeme = b.lexeme AND a.ctid > b.ctid;
 END
 $$
 """
 
 _BACKFILL = """
-INSERT INTO pgsearch.bm25_postings (lexeme, chunk_id, frequency, chunk_tokens)
-SELECT u.lexeme, c.id, coalesce(cardinality(u.positions), 1), l.tokens
+INSERT INTO pgsearch.bm25_postings (lexeme, chunk_id, frequency, title_frequency, chunk_tokens)
+SELECT u.lexeme, c.id, coalesce(cardinality(u.positions), 1),
+       coalesce(cardinality(array_positions(u.weights, 'A')), 0), l.tokens
 FROM pgsearch.chunks AS c, LATERAL pgsearch.tsv_length(c.tsv) AS l(tokens), unnest(c.tsv) AS u;
+INSERT INTO pgsearch.bm25_vocabulary (lexeme)
+SELECT DISTINCT u.lexeme FROM pgsearch.chunks AS c, unnest(c.tsv) AS u;
 INSERT INTO pgsearch.bm25_totals (chunks, tokens)
 SELECT count(*), coalesce(sum(pgsearch.tsv_length(tsv)), 0) FROM pgsearch.chunks
 HAVING count(*) > 0
@@ -181,7 +233,8 @@ HAVING count(*) > 0
 
 # The BM25 leg of the SQL search functions, as text mode runs it in Python: chunks with any of
 # the query's terms, by BM25. $3 is the query, $4 the text configuration.
-_RANKING = "pgsearch.bm25_ranking(pgsearch.query_lexemes($4, $3), %s, %s) AS r"
+_RANKING = "pgsearch.bm25_ranking(pgsearch.%s($4, $3), %s, %s, %s) AS r"
+_TEXT_RANKING = _RANKING % ("text_terms", "1.2", "0.75", "2")
 _JOIN = " JOIN pgsearch.chunks c ON c.id = r.chunk_id"
 
 
@@ -199,7 +252,7 @@ _TEXT_SEARCH = _replaced(
     (
         "FROM pgsearch.chunks c'\n        '       WHERE c.tsv @@ websearch_to_tsquery($4, $3)"
         " AND %s'",
-        "FROM " + _RANKING.replace("%s, %s", "1.2, 0.75") + _JOIN + "'\n        '       WHERE %s'",
+        "FROM " + _TEXT_RANKING + _JOIN + "'\n        '       WHERE %s'",
     ),
 )
 
@@ -220,8 +273,8 @@ _BM25_SEARCH = _replaced(
         "    END IF;",
     ),
     (
-        "bm25_ranking(pgsearch.query_lexemes($4, $3), 1.2, 0.75)",
-        "bm25_ranking(pgsearch.query_lexemes($4, $3), $6, $7)",
+        _TEXT_RANKING.removesuffix(" AS r"),
+        (_RANKING % ("query_lexemes", "$6", "$7", "1")).removesuffix(" AS r"),
     ),
     (
         "USING compiled.args, NULL::vector, $1, store.text_config, $2;",
@@ -306,8 +359,8 @@ BEGIN
             '    FROM (SELECT matched.id, matched.rank AS score,'
             '                 row_number() OVER (ORDER BY matched.rank DESC, matched.id) AS rank'
             '          FROM (SELECT c.id, r.score AS rank'
-            '                FROM pgsearch.bm25_ranking(pgsearch.query_lexemes($4, $3),'
-            '                                           1.2, 0.75) AS r'
+            '                FROM pgsearch.bm25_ranking(pgsearch.text_terms($4, $3),'
+            '                                           1.2, 0.75, 2) AS r'
             '                JOIN pgsearch.chunks c ON c.id = r.chunk_id'
             '                WHERE %2$s'
             '                ORDER BY rank DESC, c.id LIMIT $5) AS matched) AS s'
@@ -362,10 +415,14 @@ _COMMENTS = {
         "A query's BM25 terms: the lexemes of to_tsvector(config, query), stemmed, stop words"
         " removed, as the stored tsv is normalised."
     ),
-    "pgsearch.bm25_ranking(text[], double precision, double precision)": (
-        "Every chunk holding one of the terms (query_lexemes), with its Okapi BM25 score for"
-        " k1 and b, from the postings: idf ln(1 + (N - df + 0.5) / (df + 0.5)); the cost grows"
-        " with the terms' postings, not with the store."
+    "pgsearch.text_terms(regconfig, text)": (
+        "Text search's terms: query_lexemes, or, when no chunk holds any of them (misspelled"
+        " words), the store's most similar lexeme to each by pg_trgm similarity."
+    ),
+    "pgsearch.bm25_ranking(text[], double precision, double precision, double precision)": (
+        "Every chunk holding one of the terms, with its Okapi BM25 score for k1 and b (an"
+        " occurrence in the title counting title_weight times), from the postings: idf"
+        " ln(1 + (N - df + 0.5) / (df + 0.5)); the cost grows with the terms' postings."
     ),
     "pgsearch._bm25_count()": (
         "pgsearch internal: statement trigger that keeps the BM25 postings and totals of the"
@@ -380,11 +437,13 @@ _COMMENTS = {
     ),
     "pgsearch.text_search(text, integer, jsonb)": (
         "The k (1 to 1000) chunks that contain any of the query's words (stop words removed,"
-        " stemmed by the store's text configuration) and pass filter, by BM25 (k1 1.2, b 0.75),"
-        " best first. The same rows as pgsearch's Python search in text mode."
+        " stemmed by the store's text configuration; text_terms corrects misspellings when"
+        " none matches) and pass filter, by BM25 (k1 1.2, b 0.75, a title word counting"
+        " twice), best first. The same rows as pgsearch's Python search in text mode."
     ),
     "pgsearch.bm25_search(text, integer, jsonb, double precision, double precision)": (
-        "Like text_search, with BM25's k1 (0 to 100) and b (0 to 1) given. The same rows as"
+        "Plain Okapi BM25 with k1 (0 to 100) and b (0 to 1): the chunks holding any of the"
+        " query's terms, title and body alike, no misspelling fallback. The same rows as"
         " pgsearch's Python search in bm25 mode."
     ),
     "pgsearch.hybrid_search(text, vector, integer, jsonb, integer, text, double precision)": (
@@ -398,11 +457,67 @@ _COMMENTS = {
 }
 
 
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _trigram_schema(conn: sa.Connection) -> str:
+    """The schema of pg_trgm, created in ``pgsearch`` when the database lacks it."""
+    schema = conn.execute(
+        sa.text(
+            "SELECT CAST(extnamespace::regnamespace AS text) FROM pg_extension"
+            " WHERE extname = 'pg_trgm'"
+        )
+    ).scalar()
+    if schema is not None:
+        return str(schema)
+    available = conn.execute(
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+    ).scalar()
+    if available is None:
+        raise ExtensionMissingError(
+            "this PostgreSQL server lacks pg_trgm (a contrib module that text search's "
+            "misspelling fallback needs): install the server's contrib package"
+        )
+    op.execute("CREATE EXTENSION pg_trgm WITH SCHEMA pgsearch")
+    return "pgsearch"
+
+
+def _tsv(config: str, with_title: bool) -> str:
+    # The configuration was checked by the first revision (a name from pg_ts_config).
+    body = f"to_tsvector('{config}'::regconfig, content)"
+    if with_title:
+        body = f"setweight(to_tsvector('{config}'::regconfig, coalesce(title, '')), 'A') || {body}"
+    return (
+        f"ALTER TABLE pgsearch.chunks ADD COLUMN tsv tsvector GENERATED ALWAYS AS ({body}) STORED"
+    )
+
+
+def _replace_tsv(config: str, *, with_title: bool) -> None:
+    """Regenerate ``tsv`` (a generated column's expression cannot change before PG 17)."""
+    op.execute("ALTER TABLE pgsearch.chunks DROP COLUMN tsv")  # and ix_chunks_tsv with it
+    op.execute("DELETE FROM pgsearch.deferred_indexes WHERE name = 'ix_chunks_tsv'")
+    op.execute(_tsv(config, with_title))
+    op.execute("CREATE INDEX ix_chunks_tsv ON pgsearch.chunks USING gin (tsv)")
+
+
 def upgrade() -> None:
+    conn = op.get_bind()
+    config = conn.execute(sa.text("SELECT text_config FROM pgsearch.store_config")).scalar()
+    if not isinstance(config, str) or not config.replace("_", "").isalnum():
+        raise ConfigurationError(f"pgsearch.store_config holds text_config {config!r}")
+    trigrams = _quoted(_trigram_schema(conn))
     # A new signature and new result columns: CREATE OR REPLACE cannot change those.
     op.execute("DROP FUNCTION pgsearch.hybrid_search(text, vector, integer, jsonb, integer)")
-    op.execute(_TABLES)
-    op.execute(_FUNCTIONS)
+    # Titles are searched: chunks carry their document's title, weighted A in tsv.
+    op.execute("ALTER TABLE pgsearch.chunks ADD COLUMN title text")
+    op.execute(
+        "UPDATE pgsearch.chunks AS c SET title = d.title FROM pgsearch.documents AS d"
+        " WHERE d.id = c.document_id AND d.title IS NOT NULL"
+    )
+    _replace_tsv(config, with_title=True)
+    op.execute(_TABLES.replace("__TRGM__", trigrams))
+    op.execute(_FUNCTIONS.replace("__TRGM__", trigrams))
     op.execute(_BACKFILL)
     for statement in (_TEXT_SEARCH, _BM25_SEARCH, _HYBRID_SEARCH):
         op.execute(statement)
@@ -433,10 +548,23 @@ def downgrade() -> None:
         DROP FUNCTION pgsearch.bm25_compact();
         DROP FUNCTION pgsearch._bm25_truncate();
         DROP FUNCTION pgsearch._bm25_count();
-        DROP FUNCTION pgsearch.bm25_ranking(text[], double precision, double precision);
+        DROP FUNCTION pgsearch.bm25_ranking(
+            text[], double precision, double precision, double precision);
+        DROP FUNCTION pgsearch.text_terms(regconfig, text);
         DROP FUNCTION pgsearch.query_lexemes(regconfig, text);
         DROP FUNCTION pgsearch.tsv_length(tsvector);
+        DROP TABLE pgsearch.bm25_vocabulary;
         DROP TABLE pgsearch.bm25_totals;
         DROP TABLE pgsearch.bm25_postings
         """
+    )
+    conn = op.get_bind()
+    config = conn.execute(sa.text("SELECT text_config FROM pgsearch.store_config")).scalar()
+    _replace_tsv(str(config), with_title=False)
+    op.execute("ALTER TABLE pgsearch.chunks DROP COLUMN title")
+    # pg_trgm in schema pgsearch is the one this revision created.
+    op.execute(
+        "DO $$ BEGIN IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_trgm'"
+        " AND extnamespace = 'pgsearch'::regnamespace) THEN DROP EXTENSION pg_trgm; END IF;"
+        " END $$"
     )
