@@ -120,25 +120,25 @@ AS $$
     -- Every chunk that contains a term, with its BM25 score: the sum, over the terms in it, of
     --     idf * tf (k1 + 1) / (tf + k1 (1 - b + b |D| / avgdl))
     -- where an occurrence in the title counts title_weight times (1: title and body alike).
+    -- One pass over the postings, in index order: a term's document frequency is the size of
+    -- its window, so no second scan or join computes it.
     WITH totals AS (
         SELECT CAST(coalesce(sum(chunks), 0) AS double precision) AS chunks,
                CAST(sum(tokens) AS double precision) / nullif(sum(chunks), 0) AS average
         FROM pgsearch.bm25_totals
-    ),
-    postings AS MATERIALIZED (
-        SELECT p.lexeme, p.chunk_id, p.chunk_tokens,
-               p.frequency + (title_weight - 1) * p.title_frequency AS frequency
-        FROM pgsearch.bm25_postings AS p
-        WHERE p.lexeme = ANY(terms)
-    ),
-    idf AS (
-        SELECT p.lexeme, ln(1 + (t.chunks - count(*) + 0.5) / (count(*) + 0.5)) AS idf
-        FROM postings AS p, totals AS t GROUP BY p.lexeme, t.chunks
     )
-    SELECT p.chunk_id, sum(
-        idf.idf * p.frequency * (k1 + 1)
-        / (p.frequency + k1 * (1 - b + b * p.chunk_tokens / greatest(totals.average, 1e-9))))
-    FROM postings AS p JOIN idf USING (lexeme), totals
+    SELECT p.chunk_id, sum(p.weight)
+    FROM (
+        SELECT p.chunk_id,
+               ln(1 + (t.chunks - CAST(count(*) OVER lexeme AS double precision) + 0.5)
+                      / (CAST(count(*) OVER lexeme AS double precision) + 0.5))
+               * (p.frequency + (title_weight - 1) * p.title_frequency) * (k1 + 1)
+               / (p.frequency + (title_weight - 1) * p.title_frequency
+                  + k1 * (1 - b + b * p.chunk_tokens / greatest(t.average, 1e-9))) AS weight
+        FROM pgsearch.bm25_postings AS p, totals AS t
+        WHERE p.lexeme = ANY(terms)
+        WINDOW lexeme AS (PARTITION BY p.lexeme)
+    ) AS p
     GROUP BY p.chunk_id
 $$;
 
