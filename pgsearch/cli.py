@@ -150,6 +150,14 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="body words a title word counts as (default 2; 1 in bm25 mode)",
     )
+    search.add_argument(
+        "--variant",
+        action="append",
+        help="another phrasing of the query, searched too and fused by RRF (repeatable)",
+    )
+    search.add_argument(
+        "--diversity", type=float, help="MMR over the candidates, 0 (off) to 1 (most diverse)"
+    )
     search.add_argument("--k1", type=float, default=DEFAULT_K1, help="BM25 k1 (default 1.2)")
     search.add_argument("--b", type=float, default=DEFAULT_B, help="BM25 b (default 0.75)")
     search.add_argument(
@@ -330,6 +338,8 @@ def _search(store: Store, args: argparse.Namespace) -> None:
         fusion=args.fusion,
         alpha=args.alpha,
         title_weight=args.title_weight,
+        variants=args.variant,
+        diversity=args.diversity,
         rrf_k=args.rrf_k,
     )
     results = store.run(request)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_K",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_WORDS",
+    "MAX_VARIANTS",
     "Fusion",
     "GroupBy",
     "IterativeScan",
@@ -134,6 +135,14 @@ class SearchOptions(TypedDict, total=False):
     fusion: Fusion
     alpha: float
     title_weight: float | None
+    variants: Sequence[str] | None
+    expand: Callable[[str], Sequence[str]] | None
+    reranker: Any
+    diversity: float | None
+
+
+# Multi-query runs one search per variant: a bound on the work one call may ask for.
+MAX_VARIANTS = 10
 
 
 def _canonical(value: Any) -> str:
@@ -174,6 +183,14 @@ class SearchRequest:
         alpha: Weight of the vector leg in convex fusion, 0 to 1 (default 0.5).
         title_weight: How many body words a word of the title counts as, 0 to 100 (default
             2 in text and hybrid modes, 1 in bm25 mode).
+        variants: Other phrasings of the query, searched too; the rankings are fused by RRF
+            (see :mod:`pgsearch.search.stages`). At most 10 with ``expand``'s.
+        expand: A callable that returns variants of the query (an LLM prompt, say).
+        reranker: Re-scores the candidates: a callable ``(query, texts) -> scores`` or a
+            sentence-transformers ``CrossEncoder`` (e.g.
+            ``CrossEncoder("cross-encoder/ms-marco-MiniLM-L-6-v2")``).
+        diversity: MMR over the candidates, 0 to 1: how much a result's similarity to those
+            ranked above it counts against it (MMR's lambda is ``1 - diversity``).
         rrf_k: Reciprocal rank fusion constant (hybrid with ``fusion="rrf"``).
         candidates: Depth of each hybrid leg (default ``max(4 * k, 40)``).
         text_match: Which chunks the text, bm25 and hybrid keyword legs rank by BM25: those
@@ -206,6 +223,10 @@ class SearchRequest:
     fusion: Fusion = "convex"
     alpha: float = DEFAULT_ALPHA
     title_weight: float | None = None
+    variants: Sequence[str] | None = field(default=None, compare=False)
+    expand: Callable[[str], Sequence[str]] | None = field(default=None, compare=False)
+    reranker: Any = field(default=None, compare=False)
+    diversity: float | None = None
     filter_node: FilterNode | None = field(init=False, repr=False, compare=False)
     filter_key: str | None = field(init=False, repr=False, compare=False)
 
@@ -246,6 +267,29 @@ class SearchRequest:
         _number("alpha", self.alpha, 0, 1)
         if self.title_weight is not None:
             _number("title_weight", self.title_weight, 0, 100)
+        if self.diversity is not None:
+            _number("diversity", self.diversity, 0, 1)
+        if self.variants is not None:
+            if isinstance(self.variants, str) or not isinstance(self.variants, Sequence):
+                raise InvalidSearchError("variants must be a list of query texts")
+            if len(self.variants) > MAX_VARIANTS:
+                raise InvalidSearchError(
+                    f"at most {MAX_VARIANTS} variants, got {len(self.variants)}"
+                )
+            for variant in self.variants:
+                _check_query(variant)
+                if variant is None:
+                    raise InvalidSearchError("a variant is None: give query texts")
+        if (self.variants or self.expand) and self.query is None:
+            raise InvalidSearchError("variants and expand need a query text")
+        if self.expand is not None and not callable(self.expand):
+            raise InvalidSearchError("expand must be a callable that returns query texts")
+        if self.reranker is not None and not (
+            callable(self.reranker) or callable(getattr(self.reranker, "predict", None))
+        ):
+            raise InvalidSearchError(
+                "reranker must be a callable (query, texts) -> scores or have predict(pairs)"
+            )
         if self.fusion not in ("convex", "rrf"):
             raise InvalidSearchError(f"fusion={self.fusion!r}: use 'convex' or 'rrf'")
         if self.group_by not in ("chunk", "document"):
@@ -269,6 +313,13 @@ class SearchRequest:
         """The mode, resolved."""
         assert isinstance(self.mode, SearchMode)
         return self.mode
+
+    @property
+    def has_stages(self) -> bool:
+        """Whether stages run after retrieval (variants, re-ranking, MMR)."""
+        return bool(self.variants or self.expand or self.reranker is not None) or (
+            self.diversity is not None
+        )
 
     @property
     def resolved_title_weight(self) -> float:

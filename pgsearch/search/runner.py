@@ -15,6 +15,7 @@ are fetched deeper until ``k`` documents are found or every matching chunk was s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,10 +23,10 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 from pgsearch.embedders.base import Embedder
-from pgsearch.exceptions import ConfigurationError, translate_errors
-from pgsearch.search import prepared
+from pgsearch.exceptions import ConfigurationError, InvalidSearchError, translate_errors
+from pgsearch.search import prepared, stages
 from pgsearch.search.estimates import estimate_rows
-from pgsearch.search.options import MAX_K, SearchRequest
+from pgsearch.search.options import MAX_K, MAX_VARIANTS, SearchRequest
 from pgsearch.search.results import SearchPath, SearchResult, SearchResults
 from pgsearch.search.statements import (
     VectorPath,
@@ -104,12 +105,63 @@ def run_search(
 ) -> SearchResults:
     """Run ``request`` on ``connection`` (the caller's transaction, or autocommit).
 
+    Variants, a re-ranker and MMR (:mod:`pgsearch.search.stages`) work on the request's
+    ``candidates`` (default ``max(4k, 40)``): retrieved first, then narrowed to ``k``.
+
     Args:
         connection: Where to run; settings last until its transaction ends.
         store: The store's settings.
         request: The checked request.
         embedder: Embeds a query text for vector and hybrid modes (unless ``query_vector``).
     """
+    if request.has_stages:
+        return _with_stages(connection, store, request, embedder)
+    return _retrieve(connection, store, request, embedder)
+
+
+def _with_stages(
+    connection: Connection,
+    store: StoreSettings,
+    request: SearchRequest,
+    embedder: Embedder | None,
+) -> SearchResults:
+    base = replace(
+        request,
+        k=max(request.depth, request.k),
+        variants=None,
+        expand=None,
+        reranker=None,
+        diversity=None,
+    )
+    queries = [request.query, *(request.variants or [])]
+    if request.expand is not None:
+        expanded = list(request.expand(request.query or ""))
+        if not all(isinstance(q, str) for q in expanded):
+            raise InvalidSearchError("expand must return a list of query texts")
+        queries += expanded
+    queries = list(dict.fromkeys(queries))[: MAX_VARIANTS + 1]
+    first = _retrieve(connection, store, base, embedder)
+    results: list[SearchResult] = list(first)
+    if len(queries) > 1:
+        rankings = [first] + [
+            _retrieve(connection, store, replace(base, query=q, query_vector=None), embedder)
+            for q in queries[1:]
+        ]
+        results = stages.fuse_rankings(rankings, request.rrf_k)[: base.k]
+    if request.reranker is not None:
+        results = stages.rerank(request.query or "", results, request.reranker)
+    if request.diversity is not None:
+        with translate_errors():
+            results = stages.mmr(connection, results, request.k, request.diversity)
+    return SearchResults(results[: request.k], path=first.path, estimated_rows=first.estimated_rows)
+
+
+def _retrieve(
+    connection: Connection,
+    store: StoreSettings,
+    request: SearchRequest,
+    embedder: Embedder | None,
+) -> SearchResults:
     mode = request.search_mode
     key = request.filter_key
     params: dict[str, Any] = {
