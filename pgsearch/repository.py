@@ -172,12 +172,12 @@ class SearchRepository:
         """Return the ``k`` best chunks for ``query`` (or ``query_vector``).
 
         Args:
-            query: Natural-language query; in text mode it is parsed by ``websearch_to_tsquery``
-                (quotes for phrases, ``or``, ``-`` to exclude). Optional in vector mode with
-                ``query_vector``.
+            query: Natural-language query. The text modes rank by BM25 the chunks sharing any
+                of its words (``text_match="all"``: web-search syntax, quotes, ``or``,
+                ``-word``). Optional in vector mode with ``query_vector``.
             k: Number of results (1 to 1000).
-            mode: ``vector``, ``text`` or ``hybrid`` (default: hybrid with a query text, vector
-                with only ``query_vector``).
+            mode: ``vector``, ``text``, ``bm25`` or ``hybrid`` (default: hybrid with a query
+                text, vector with only ``query_vector``).
             **options: ``filter``, ``query_vector``, ``exact``, ``group_by``, ``ef_search``,
                 ``iterative_scan``, ... (see :class:`~pgsearch.search.SearchRequest`).
 

@@ -50,7 +50,7 @@ class SearchResults(list[SearchResult]):
 
     Attributes:
         path: ``hnsw`` (the vector leg used the HNSW index), ``exact`` (it scored every chunk
-            the filter selects) or ``text`` (text mode: the GIN index).
+            the filter selects) or ``text`` (text and bm25 modes: the BM25 postings).
         estimated_rows: The planner's estimate of the chunks the filter selects, when a filter
             was routed (``None`` otherwise).
     """

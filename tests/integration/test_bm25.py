@@ -223,6 +223,14 @@ def test_awkward_queries_give_results_or_nothing(store: Store, query: str) -> No
         assert isinstance(store.search(query, 5, mode), list)
 
 
+def test_oversized_queries_are_refused_clearly(store: Store) -> None:
+    for mode in ("bm25", "text", "hybrid"):
+        with pytest.raises(InvalidSearchError, match="characters, more than 10,000"):
+            store.search("word " * 10_000, 5, mode)
+    with store.session() as session, pytest.raises(Exception, match="more than 10,000"):
+        session.execute(text("SELECT * FROM pgsearch.bm25_search(repeat('word ', 10000))"))
+
+
 def test_bad_bm25_parameters_are_refused(store: Store) -> None:
     with pytest.raises(InvalidSearchError, match="k1"):
         store.search("cats", 5, "bm25", k1=-1)
