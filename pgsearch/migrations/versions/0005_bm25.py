@@ -553,6 +553,8 @@ def downgrade() -> None:
         DROP FUNCTION pgsearch.text_terms(regconfig, text);
         DROP FUNCTION pgsearch.query_lexemes(regconfig, text);
         DROP FUNCTION pgsearch.tsv_length(tsvector);
+        DELETE FROM pgsearch.deferred_indexes
+            WHERE name IN ('ix_bm25_postings_lexeme', 'ix_bm25_vocabulary_trigrams');
         DROP TABLE pgsearch.bm25_vocabulary;
         DROP TABLE pgsearch.bm25_totals;
         DROP TABLE pgsearch.bm25_postings
