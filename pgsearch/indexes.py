@@ -30,6 +30,7 @@ __all__ = [
     "create_metadata_index",
     "drop_metadata_index",
     "metadata_index_name",
+    "vacuum_search_tables",
 ]
 
 _log = logging.getLogger(__name__)
@@ -73,6 +74,29 @@ def after_bulk_write(session: Session) -> None:
         session.execute(text("SELECT pgsearch.bm25_compact()"))
     session.execute(text("ANALYZE pgsearch.documents, pgsearch.chunks"))
     forget_estimates(session.connection().engine)  # routing reads the new statistics
+
+
+# Searches read these through index-only scans, which need the visibility map VACUUM sets.
+_VACUUMED = ("pgsearch.bm25_postings", "pgsearch.bm25_frequencies")
+
+
+def vacuum_search_tables(engine: Engine) -> None:
+    """VACUUM (ANALYZE) BM25's postings and frequencies, so that searches read only their
+    indexes (after a load, every posting would otherwise cost a heap visit too).
+
+    VACUUM cannot run in a transaction: this uses an autocommit connection of its own. A role
+    that does not own the tables gets a warning from PostgreSQL and nothing else.
+    """
+    with autocommit_connection(engine) as connection:
+        for table in _VACUUMED:
+            present = connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+            if present and present[0] is not None:
+                schema, name = table.split(".")
+                connection.execute(
+                    sql.SQL("VACUUM (ANALYZE) {}.{}").format(
+                        sql.Identifier(schema), sql.Identifier(name)
+                    )
+                )
 
 
 def metadata_index_name(key: str) -> str:

@@ -29,7 +29,7 @@ from pgsearch.config import Settings
 from pgsearch.database import create_engine, describe_url
 from pgsearch.embedders import Embedder, load_embedder
 from pgsearch.exceptions import DatabaseError, translate_errors
-from pgsearch.indexes import after_bulk_write
+from pgsearch.indexes import after_bulk_write, vacuum_search_tables
 from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary
 from pgsearch.migrations import StoreOptions, downgrade, upgrade
 from pgsearch.models import Document
@@ -255,7 +255,7 @@ class Store:
             return deferred_index_names(connection.connection.driver_connection)  # type: ignore[arg-type]
 
     def optimize(self, settings: IndexBuildSettings | None = None) -> None:
-        """Build deferred indexes, merge GIN pending lists and refresh statistics.
+        """Build deferred indexes, merge GIN pending lists, refresh statistics, VACUUM BM25's.
 
         Run it after bulk loads; ``pgsearch ingest`` does this itself. Indexes that a bulk load
         dropped and never built (the process died) are built here, unless a bulk load is
@@ -264,6 +264,7 @@ class Store:
         build_deferred_indexes(self.engine, settings)
         with self.session() as session:
             after_bulk_write(session)
+        vacuum_search_tables(self.engine)
 
     def status(self) -> StoreStatus:
         """Server, pgvector, schema and size facts about this store."""

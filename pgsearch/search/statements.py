@@ -258,6 +258,19 @@ def _text_leg(where: Filter, text_match: TextMatch, fallback: bool = True) -> Su
     """
     lexemes = func.pgsearch.text_terms if fallback else func.pgsearch.query_lexemes
     terms = lexemes(_TEXT_CONFIG, _QUERY_TEXT)
+    if where is None and text_match == "any":
+        # The best `limit` only: pgsearch.bm25_top skips the postings of common words that
+        # cannot change them (MaxScore), with the same rows and scores.
+        top = (
+            func.pgsearch.bm25_top(terms, _LIMIT, _K1, _B, _TITLE_WEIGHT)
+            .table_valued(column("chunk_id", BigInteger), column("score", Float))
+            .alias("ranking")
+        )
+        return (
+            select(top.c.chunk_id.label("id"), top.c.score.label("rank"))
+            .order_by(top.c.score.desc(), top.c.chunk_id)
+            .subquery("matched")
+        )
     ranking = (
         func.pgsearch.bm25_ranking(terms, _K1, _B, _TITLE_WEIGHT)
         .table_valued(column("chunk_id", BigInteger), column("score", Float))

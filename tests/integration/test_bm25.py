@@ -189,7 +189,8 @@ def test_the_text_leg_reads_the_postings_index_under_a_generic_plan(store: Store
     # psycopg prepares statements it sees repeatedly; a generic plan knows no query text.
     store.add([DocumentInput(f"d{i}", f"entry{i} of the common log") for i in range(2000)])
     store.optimize()
-    compiled = str(prepared.text(None, "any").compile(dialect=store.engine.dialect))
+    # The ranking path (filters, text_match half / all); bm25_top's own queries below.
+    compiled = str(prepared.text(None, "all").compile(dialect=store.engine.dialect))
     compiled = compiled.replace("__[POSTCOMPILE_limit]", "10")
     names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", compiled)))
     for number, name in enumerate(names, start=1):
@@ -212,6 +213,36 @@ def test_the_text_leg_reads_the_postings_index_under_a_generic_plan(store: Store
     assert "Seq Scan on bm25_postings" not in plan, plan
     found = store.search("entry7 entry1999", 10, "bm25")
     assert {r.external_id for r in found} == {"d7", "d1999"}
+
+    # plpgsql runs bm25_top's queries with generic plans after five calls: they must use the
+    # postings and frequencies indexes without knowing the terms.
+    with store.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.execute("SET plan_cache_mode = force_generic_plan")
+        # Whether the index can serve these shapes at all: this test table is small enough
+        # for a sequential scan to win on cost.
+        driver.execute("SET enable_seqscan = off")
+        driver.execute(
+            "PREPARE scores (text[], float8[], int) AS"
+            " SELECT * FROM pgsearch._bm25_scores($1, $2, $3, 1.2, 0.75, 2, 5.0)"
+        )
+        driver.execute(
+            "PREPARE frequencies (text[]) AS SELECT q.lexeme, sum(f.chunks)"
+            " FROM unnest($1) AS q(lexeme) JOIN pgsearch.bm25_frequencies AS f"
+            " ON f.lexeme = q.lexeme GROUP BY q.lexeme"
+        )
+        plans = [
+            "\n".join(row[0] for row in driver.execute(explain))
+            for explain in (
+                "EXPLAIN EXECUTE scores('{entry7,log}', '{8.0,0.1}', 1)",
+                "EXPLAIN EXECUTE frequencies('{entry7,log}')",
+            )
+        ]
+        driver.execute("RESET plan_cache_mode")
+        driver.execute("RESET enable_seqscan")
+    assert "ix_bm25_postings_lexeme" in plans[0], plans[0]
+    assert "Seq Scan on bm25_postings" not in plans[0], plans[0]
+    assert "ix_bm25_frequencies_lexeme" in plans[1], plans[1]
 
 
 @pytest.mark.parametrize(
@@ -268,3 +299,39 @@ def test_text_mode_corrects_misspelled_words_when_nothing_matches(store: Store) 
     assert {r.external_id for r in store.search("dog", 5, "text")} == {"b", "c"}
     assert store.search("polinate", 5, "hybrid")[0].external_id == "bees"
     assert store.search("qqqqzzzz", 5, "text") == []
+
+
+def test_bm25_top_returns_the_best_k_of_the_full_ranking(store: Store) -> None:
+    """MaxScore skips postings, never results: the same rows and scores as ranking all."""
+    import random
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(60)]
+    weights = [1 / (i + 1) for i in range(60)]  # Zipf: a few words are everywhere
+    store.add(
+        [
+            DocumentInput(f"z{i}", " ".join(rng.choices(words, weights, k=rng.randint(3, 40))))
+            for i in range(400)
+        ]
+    )
+    store.delete([f"z{i}" for i in range(0, 400, 7)])  # the ledgers net out deletions
+    with store.session() as session:
+        for _ in range(40):
+            query = " ".join(rng.sample(words[:30], rng.randint(1, 6)))
+            k = rng.choice([1, 5, 10, 50])
+            terms = session.execute(
+                text("SELECT pgsearch.query_lexemes('english', :q)"), {"q": query}
+            ).scalar()
+            full = session.execute(
+                text(
+                    "SELECT chunk_id, score FROM pgsearch.bm25_ranking(:t, 1.2, 0.75, 2)"
+                    " ORDER BY score DESC, chunk_id LIMIT :k"
+                ),
+                {"t": terms, "k": k},
+            ).all()
+            top = session.execute(
+                text("SELECT chunk_id, score FROM pgsearch.bm25_top(:t, :k, 1.2, 0.75, 2)"),
+                {"t": terms, "k": k},
+            ).all()
+            assert [r.chunk_id for r in top] == [r.chunk_id for r in full], query
+            assert [r.score for r in top] == pytest.approx([r.score for r in full]), query

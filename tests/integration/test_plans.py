@@ -47,7 +47,7 @@ def store(make_database: Callable[[], URL]) -> Iterator[Store]:
     "statement,indexes",
     [
         (vector_statement(Distance.COSINE, None, "hnsw", 2), ["ix_chunks_embedding_hnsw"]),
-        (text_statement(None), ["ix_bm25_postings_lexeme"]),
+        (text_statement(None, "all"), ["ix_bm25_postings_lexeme"]),
         (
             hybrid_statement(Distance.COSINE, None, "hnsw", 2, "half"),
             ["ix_chunks_embedding_hnsw", "ix_bm25_postings_lexeme"],

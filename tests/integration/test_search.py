@@ -187,7 +187,7 @@ KNOBS = {"hnsw.ef_search": "40", "hnsw.iterative_scan": "off"}
     "statement,indexes",
     [
         (vector_statement(Distance.COSINE, None, "hnsw", 2), ["ix_chunks_embedding_hnsw"]),
-        (text_statement(None), ["ix_bm25_postings_lexeme"]),
+        (text_statement(None, "all"), ["ix_bm25_postings_lexeme"]),
         (
             hybrid_statement(Distance.COSINE, None, "hnsw", 2, "half"),
             ["ix_chunks_embedding_hnsw", "ix_bm25_postings_lexeme"],

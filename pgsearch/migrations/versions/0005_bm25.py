@@ -50,6 +50,13 @@ CREATE INDEX ix_bm25_postings_lexeme ON pgsearch.bm25_postings (lexeme, chunk_id
     INCLUDE (frequency, title_frequency, chunk_tokens);
 COMMENT ON TABLE pgsearch.bm25_postings IS
     'BM25 postings: a row per lexeme per chunk, with its frequency and the chunk length';
+CREATE TABLE pgsearch.bm25_frequencies (
+    lexeme text NOT NULL,
+    chunks bigint NOT NULL
+);
+CREATE INDEX ix_bm25_frequencies_lexeme ON pgsearch.bm25_frequencies (lexeme) INCLUDE (chunks);
+COMMENT ON TABLE pgsearch.bm25_frequencies IS
+    'BM25 document frequencies as deltas: chunks holding a lexeme = sum(chunks) of its rows';
 CREATE TABLE pgsearch.bm25_totals (
     chunks bigint NOT NULL,
     tokens bigint NOT NULL
@@ -142,6 +149,93 @@ AS $$
     GROUP BY p.chunk_id
 $$;
 
+CREATE FUNCTION pgsearch.bm25_top(
+    terms text[], k integer, k1 double precision, b double precision,
+    title_weight double precision DEFAULT 1,
+    OUT chunk_id bigint, OUT score double precision
+)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 100
+AS $$
+-- The k best chunks by BM25, the same rows and scores as bm25_ranking's best k, without
+-- reading every posting of common words (MaxScore, Turtle & Flood 1995). A term adds at most
+-- idf * (k1 + 1) to a score. Terms go rarest first; the chunks holding one of the first m are
+-- scored exactly (over all the terms), and once the k-th best of them beats what the other
+-- terms together could add, no chunk holding only those could enter the top k.
+#variable_conflict use_column
+DECLARE
+    total double precision;
+    average double precision;
+    ordered text[];
+    idfs double precision[];
+    bounds double precision[];  -- bounds[m]: the most terms m.. could add together
+    dfs double precision[];
+    m integer := 1;
+    threshold double precision;
+    found bigint;
+BEGIN
+    SELECT CAST(coalesce(sum(t.chunks), 0) AS double precision),
+           CAST(sum(t.tokens) AS double precision) / nullif(sum(t.chunks), 0)
+    INTO total, average FROM pgsearch.bm25_totals AS t;
+    SELECT array_agg(f.lexeme ORDER BY f.df, f.lexeme),
+           array_agg(ln(1 + (total - f.df + 0.5) / (f.df + 0.5)) ORDER BY f.df, f.lexeme),
+           array_agg(f.df ORDER BY f.df, f.lexeme)
+    INTO ordered, idfs, dfs
+    FROM (SELECT q.lexeme, CAST(sum(f.chunks) AS double precision) AS df
+          FROM unnest(terms) AS q(lexeme)
+          JOIN pgsearch.bm25_frequencies AS f ON f.lexeme = q.lexeme
+          GROUP BY q.lexeme HAVING sum(f.chunks) > 0) AS f;
+    IF ordered IS NULL OR k < 1 THEN
+        RETURN;
+    END IF;
+    bounds := array_fill(0::double precision, ARRAY[cardinality(ordered) + 1]);
+    FOR i IN REVERSE cardinality(ordered)..1 LOOP
+        bounds[i] := bounds[i + 1] + idfs[i] * (k1 + 1);
+    END LOOP;
+    LOOP
+        SELECT min(s.score), count(*) INTO threshold, found FROM (
+            SELECT r.score FROM pgsearch._bm25_scores(
+                ordered, idfs, m, k1, b, title_weight, average) AS r
+            ORDER BY r.score DESC, r.chunk_id LIMIT k) AS s;
+        EXIT WHEN m >= cardinality(ordered) OR (found >= k AND bounds[m + 1] < threshold);
+        m := m + 1;
+        -- Once the candidates hold half of all the postings, score them all in one pass
+        -- rather than pass after pass.
+        IF (SELECT sum(d) FROM unnest(dfs[1:m]) AS d) * 2
+           >= (SELECT sum(d) FROM unnest(dfs) AS d) THEN
+            m := cardinality(ordered);
+        END IF;
+    END LOOP;
+    RETURN QUERY
+    SELECT r.chunk_id, r.score
+    FROM pgsearch._bm25_scores(ordered, idfs, m, k1, b, title_weight, average) AS r
+    ORDER BY r.score DESC, r.chunk_id LIMIT k;
+END
+$$;
+
+CREATE FUNCTION pgsearch._bm25_scores(
+    ordered text[], idfs double precision[], m integer, k1 double precision,
+    b double precision, title_weight double precision, average double precision,
+    OUT chunk_id bigint, OUT score double precision
+)
+RETURNS SETOF record
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- Exact scores, over every term, of the chunks that hold one of the first m terms.
+    -- Both conditions on the postings index: (lexeme, chunk_id) pairs, found in one scan.
+    SELECT p.chunk_id, sum(
+        idfs[array_position(ordered, p.lexeme)]
+        * (p.frequency + (title_weight - 1) * p.title_frequency) * (k1 + 1)
+        / (p.frequency + (title_weight - 1) * p.title_frequency
+           + k1 * (1 - b + b * p.chunk_tokens / greatest(average, 1e-9))))
+    FROM pgsearch.bm25_postings AS p
+    WHERE p.lexeme = ANY(ordered)
+      AND p.chunk_id = ANY(ARRAY(
+          SELECT DISTINCT c.chunk_id FROM pgsearch.bm25_postings AS c
+          WHERE c.lexeme = ANY(ordered[1:m])))
+    GROUP BY p.chunk_id
+$$;
+
 CREATE FUNCTION pgsearch._bm25_count() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
@@ -158,6 +252,8 @@ BEGIN
         DELETE FROM pgsearch.bm25_postings AS p
         USING old_rows AS o, unnest(o.tsv) AS u
         WHERE p.lexeme = u.lexeme AND p.chunk_id = o.id;
+        INSERT INTO pgsearch.bm25_frequencies (lexeme, chunks)
+        SELECT u.lexeme, -count(*) FROM old_rows AS o, unnest(o.tsv) AS u GROUP BY u.lexeme;
         INSERT INTO pgsearch.bm25_totals (chunks, tokens)
         SELECT -count(*), -coalesce(sum(pgsearch.tsv_length(o.tsv)), 0) FROM old_rows AS o
         HAVING count(*) > 0;
@@ -171,6 +267,8 @@ BEGIN
         INSERT INTO pgsearch.bm25_vocabulary (lexeme)
         SELECT DISTINCT u.lexeme FROM new_rows AS n, unnest(n.tsv) AS u
         WHERE NOT EXISTS (SELECT FROM pgsearch.bm25_vocabulary AS v WHERE v.lexeme = u.lexeme);
+        INSERT INTO pgsearch.bm25_frequencies (lexeme, chunks)
+        SELECT u.lexeme, count(*) FROM new_rows AS n, unnest(n.tsv) AS u GROUP BY u.lexeme;
         INSERT INTO pgsearch.bm25_totals (chunks, tokens)
         SELECT count(*), coalesce(sum(pgsearch.tsv_length(n.tsv)), 0) FROM new_rows AS n
         HAVING count(*) > 0;
@@ -183,7 +281,8 @@ CREATE FUNCTION pgsearch._bm25_truncate() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    TRUNCATE pgsearch.bm25_postings, pgsearch.bm25_totals, pgsearch.bm25_vocabulary;
+    TRUNCATE pgsearch.bm25_postings, pgsearch.bm25_frequencies, pgsearch.bm25_totals,
+        pgsearch.bm25_vocabulary;
     RETURN NULL;
 END
 $$;
@@ -208,6 +307,9 @@ BEGIN
     -- Fold the totals ledger into one row. Rows that concurrent writers add meanwhile are not
     -- in this statement's snapshot and stay as they are: the sums never change.
     PERFORM pg_advisory_xact_lock(CAST(x'7067736d32356363' AS bigint));  -- one at a time
+    WITH gone AS (DELETE FROM pgsearch.bm25_frequencies RETURNING lexeme, chunks)
+    INSERT INTO pgsearch.bm25_frequencies (lexeme, chunks)
+    SELECT lexeme, sum(chunks) FROM gone GROUP BY lexeme HAVING sum(chunks) <> 0;
     WITH gone AS (DELETE FROM pgsearch.bm25_totals RETURNING chunks, tokens)
     INSERT INTO pgsearch.bm25_totals (chunks, tokens)
     SELECT sum(chunks), sum(tokens) FROM gone HAVING count(*) > 0;
@@ -225,6 +327,8 @@ SELECT u.lexeme, c.id, coalesce(cardinality(u.positions), 1),
 FROM pgsearch.chunks AS c, LATERAL pgsearch.tsv_length(c.tsv) AS l(tokens), unnest(c.tsv) AS u;
 INSERT INTO pgsearch.bm25_vocabulary (lexeme)
 SELECT DISTINCT u.lexeme FROM pgsearch.chunks AS c, unnest(c.tsv) AS u;
+INSERT INTO pgsearch.bm25_frequencies (lexeme, chunks)
+SELECT u.lexeme, count(*) FROM pgsearch.chunks AS c, unnest(c.tsv) AS u GROUP BY u.lexeme;
 INSERT INTO pgsearch.bm25_totals (chunks, tokens)
 SELECT count(*), coalesce(sum(pgsearch.tsv_length(tsv)), 0) FROM pgsearch.chunks
 HAVING count(*) > 0
@@ -424,6 +528,16 @@ _COMMENTS = {
         " occurrence in the title counting title_weight times), from the postings: idf"
         " ln(1 + (N - df + 0.5) / (df + 0.5)); the cost grows with the terms' postings."
     ),
+    "pgsearch.bm25_top(text[], integer, double precision, double precision, double precision)": (
+        "The k best chunks by BM25 for the terms: the same rows and scores as the best k of"
+        " bm25_ranking, found by MaxScore: terms rarest first, stopping once the chunks holding"
+        " only the remaining (common) terms cannot reach the k-th best score."
+    ),
+    "pgsearch._bm25_scores(text[], double precision[], integer, double precision,"
+    " double precision, double precision, double precision)": (
+        "pgsearch internal: exact BM25 scores, over every term, of the chunks holding one of"
+        " the first m terms."
+    ),
     "pgsearch._bm25_count()": (
         "pgsearch internal: statement trigger that keeps the BM25 postings and totals of the"
         " inserted, deleted or updated chunks."
@@ -550,6 +664,11 @@ def downgrade() -> None:
         DROP FUNCTION pgsearch._bm25_count();
         DROP FUNCTION pgsearch.bm25_ranking(
             text[], double precision, double precision, double precision);
+        DROP FUNCTION pgsearch.bm25_top(
+            text[], integer, double precision, double precision, double precision);
+        DROP FUNCTION pgsearch._bm25_scores(
+            text[], double precision[], integer, double precision, double precision,
+            double precision, double precision);
         DROP FUNCTION pgsearch.text_terms(regconfig, text);
         DROP FUNCTION pgsearch.query_lexemes(regconfig, text);
         DROP FUNCTION pgsearch.tsv_length(tsvector);
@@ -557,6 +676,7 @@ def downgrade() -> None:
             WHERE name IN ('ix_bm25_postings_lexeme', 'ix_bm25_vocabulary_trigrams');
         DROP TABLE pgsearch.bm25_vocabulary;
         DROP TABLE pgsearch.bm25_totals;
+        DROP TABLE pgsearch.bm25_frequencies;
         DROP TABLE pgsearch.bm25_postings
         """
     )
