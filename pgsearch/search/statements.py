@@ -271,6 +271,25 @@ def _text_leg(where: Filter, text_match: TextMatch, fallback: bool = True) -> Su
             .order_by(top.c.score.desc(), top.c.chunk_id)
             .subquery("matched")
         )
+    if text_match != "any":
+        # The tsquery (and filter) select the chunks through the GIN index; only their
+        # postings are read to score them.
+        matched = select(chunks.c.id).where(
+            chunks.c.tsv.op("@@")(_match(text_match)), _clause(where)
+        )
+        scored = (
+            func.pgsearch.bm25_scores(
+                terms, func.array(matched.scalar_subquery()), _K1, _B, _TITLE_WEIGHT
+            )
+            .table_valued(column("chunk_id", BigInteger), column("score", Float))
+            .alias("ranking")
+        )
+        return (
+            select(scored.c.chunk_id.label("id"), scored.c.score.label("rank"))
+            .order_by(scored.c.score.desc(), scored.c.chunk_id)
+            .limit(_LIMIT)
+            .subquery("matched")
+        )
     ranking = (
         func.pgsearch.bm25_ranking(terms, _K1, _B, _TITLE_WEIGHT)
         .table_valued(column("chunk_id", BigInteger), column("score", Float))

@@ -47,14 +47,14 @@ def store(make_database: Callable[[], URL]) -> Iterator[Store]:
     "statement,indexes",
     [
         (vector_statement(Distance.COSINE, None, "hnsw", 2), ["ix_chunks_embedding_hnsw"]),
-        (text_statement(None, "all"), ["ix_bm25_postings_lexeme"]),
+        (text_statement(None, "all"), ["ix_chunks_tsv"]),
         (
             hybrid_statement(Distance.COSINE, None, "hnsw", 2, "half"),
-            ["ix_chunks_embedding_hnsw", "ix_bm25_postings_lexeme"],
+            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
         ),
         (
             hybrid_statement(Distance.COSINE, None, "hnsw", 2, "all"),
-            ["ix_chunks_embedding_hnsw", "ix_bm25_postings_lexeme"],
+            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
         ),
     ],
     ids=["vector", "text", "hybrid", "hybrid-all"],

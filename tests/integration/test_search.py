@@ -187,10 +187,10 @@ KNOBS = {"hnsw.ef_search": "40", "hnsw.iterative_scan": "off"}
     "statement,indexes",
     [
         (vector_statement(Distance.COSINE, None, "hnsw", 2), ["ix_chunks_embedding_hnsw"]),
-        (text_statement(None, "all"), ["ix_bm25_postings_lexeme"]),
+        (text_statement(None, "all"), ["ix_chunks_tsv"]),
         (
             hybrid_statement(Distance.COSINE, None, "hnsw", 2, "half"),
-            ["ix_chunks_embedding_hnsw", "ix_bm25_postings_lexeme"],
+            ["ix_chunks_embedding_hnsw", "ix_chunks_tsv"],
         ),
     ],
     ids=["vector", "text", "hybrid"],

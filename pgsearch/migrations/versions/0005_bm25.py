@@ -213,6 +213,40 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgsearch.bm25_scores(
+    terms text[], chunk_ids bigint[], k1 double precision, b double precision,
+    title_weight double precision DEFAULT 1,
+    OUT chunk_id bigint, OUT score double precision
+)
+RETURNS SETOF record
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- BM25 of the given chunks (those a tsquery or a filter selected, say): the postings of
+    -- the terms in those chunks only, idf from the frequency ledger.
+    WITH totals AS (
+        SELECT CAST(coalesce(sum(chunks), 0) AS double precision) AS chunks,
+               CAST(sum(tokens) AS double precision) / nullif(sum(chunks), 0) AS average
+        FROM pgsearch.bm25_totals
+    ),
+    idf AS (
+        SELECT f.lexeme,
+               ln(1 + (t.chunks - CAST(sum(f.chunks) AS double precision) + 0.5)
+                      / (CAST(sum(f.chunks) AS double precision) + 0.5)) AS idf
+        FROM pgsearch.bm25_frequencies AS f, totals AS t
+        WHERE f.lexeme = ANY(terms)
+        GROUP BY f.lexeme, t.chunks
+        HAVING sum(f.chunks) > 0
+    )
+    SELECT p.chunk_id, sum(
+        i.idf * (p.frequency + (title_weight - 1) * p.title_frequency) * (k1 + 1)
+        / (p.frequency + (title_weight - 1) * p.title_frequency
+           + k1 * (1 - b + b * p.chunk_tokens / greatest(t.average, 1e-9))))
+    FROM pgsearch.bm25_postings AS p
+    JOIN idf AS i ON i.lexeme = p.lexeme, totals AS t
+    WHERE p.lexeme = ANY(terms) AND p.chunk_id = ANY(chunk_ids)
+    GROUP BY p.chunk_id
+$$;
+
 CREATE FUNCTION pgsearch._bm25_scores(
     ordered text[], idfs double precision[], m integer, k1 double precision,
     b double precision, title_weight double precision, average double precision,
@@ -533,6 +567,11 @@ _COMMENTS = {
         " bm25_ranking, found by MaxScore: terms rarest first, stopping once the chunks holding"
         " only the remaining (common) terms cannot reach the k-th best score."
     ),
+    "pgsearch.bm25_scores(text[], bigint[], double precision, double precision,"
+    " double precision)": (
+        "BM25 scores of the given chunks for the terms (those a tsquery or a filter selected):"
+        " reads only their postings; idf from pgsearch.bm25_frequencies."
+    ),
     "pgsearch._bm25_scores(text[], double precision[], integer, double precision,"
     " double precision, double precision, double precision)": (
         "pgsearch internal: exact BM25 scores, over every term, of the chunks holding one of"
@@ -666,6 +705,8 @@ def downgrade() -> None:
             text[], double precision, double precision, double precision);
         DROP FUNCTION pgsearch.bm25_top(
             text[], integer, double precision, double precision, double precision);
+        DROP FUNCTION pgsearch.bm25_scores(
+            text[], bigint[], double precision, double precision, double precision);
         DROP FUNCTION pgsearch._bm25_scores(
             text[], double precision[], integer, double precision, double precision,
             double precision, double precision);
