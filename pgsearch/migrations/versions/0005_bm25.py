@@ -171,8 +171,8 @@ DECLARE
     bounds double precision[];  -- bounds[m]: the most terms m.. could add together
     dfs double precision[];
     m integer := 1;
-    threshold double precision;
-    found bigint;
+    best_ids bigint[];
+    best_scores double precision[];
 BEGIN
     SELECT CAST(coalesce(sum(t.chunks), 0) AS double precision),
            CAST(sum(t.tokens) AS double precision) / nullif(sum(t.chunks), 0)
@@ -193,11 +193,16 @@ BEGIN
         bounds[i] := bounds[i + 1] + idfs[i] * (k1 + 1);
     END LOOP;
     LOOP
-        SELECT min(s.score), count(*) INTO threshold, found FROM (
-            SELECT r.score FROM pgsearch._bm25_scores(
+        SELECT array_agg(s.chunk_id ORDER BY s.score DESC, s.chunk_id),
+               array_agg(s.score ORDER BY s.score DESC, s.chunk_id)
+        INTO best_ids, best_scores
+        FROM (
+            SELECT r.chunk_id, r.score FROM pgsearch._bm25_scores(
                 ordered, idfs, m, k1, b, title_weight, average) AS r
             ORDER BY r.score DESC, r.chunk_id LIMIT k) AS s;
-        EXIT WHEN m >= cardinality(ordered) OR (found >= k AND bounds[m + 1] < threshold);
+        EXIT WHEN m >= cardinality(ordered)
+            OR (coalesce(cardinality(best_ids), 0) >= k
+                AND bounds[m + 1] < best_scores[cardinality(best_scores)]);
         m := m + 1;
         -- Once the candidates hold half of all the postings, score them all in one pass
         -- rather than pass after pass.
@@ -207,9 +212,7 @@ BEGIN
         END IF;
     END LOOP;
     RETURN QUERY
-    SELECT r.chunk_id, r.score
-    FROM pgsearch._bm25_scores(ordered, idfs, m, k1, b, title_weight, average) AS r
-    ORDER BY r.score DESC, r.chunk_id LIMIT k;
+    SELECT t.chunk_id, t.score FROM unnest(best_ids, best_scores) AS t(chunk_id, score);
 END
 $$;
 
