@@ -175,3 +175,42 @@ def test_alembic_command_line_from_the_repository(
     alembic("downgrade", "base")
     with psycopg.connect(libpq(url)) as conn:
         assert conn.execute("SELECT to_regnamespace('pgsearch')").fetchone() == (None,)
+
+
+def test_a_role_that_may_not_create_pg_trgm_is_told_what_to_do(
+    make_database: Callable[[], URL],
+    libpq,  # type: ignore[no-untyped-def]
+) -> None:
+    url = make_database()
+    role = f"pgsearch_limited_{url.database}"[:63]
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")  # as a superuser would, once
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role))
+        )  # the version table
+        conn.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(str(url.database)), sql.Identifier(role)
+            )
+        )
+    limited = create_engine(url.set(username=role, password=None))
+    try:
+        upgrade(limited, StoreOptions(dim=3, model="m"), revision="0004_deferred_indexes")
+        with psycopg.connect(libpq(url), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(
+                    sql.Identifier(str(url.database)), sql.Identifier(role)
+                )
+            )
+        with pytest.raises(ExtensionMissingError, match="may not create the pg_trgm extension"):
+            upgrade(limited)
+        with limited.connect() as conn:  # the failed upgrade left the schema as it was
+            assert (
+                conn.execute(text("SELECT to_regclass('pgsearch.bm25_postings')")).scalar() is None
+            )
+    finally:
+        limited.dispose()
+        with psycopg.connect(libpq(url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -635,7 +635,17 @@ def _trigram_schema(conn: sa.Connection) -> str:
             "this PostgreSQL server lacks pg_trgm (a contrib module that text search's "
             "misspelling fallback needs): install the server's contrib package"
         )
-    op.execute("CREATE EXTENSION pg_trgm WITH SCHEMA pgsearch")
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text("CREATE EXTENSION pg_trgm WITH SCHEMA pgsearch"))
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "42501":
+            raise ExtensionMissingError(
+                "this role may not create the pg_trgm extension: ask a superuser or the "
+                "database owner to run `CREATE EXTENSION pg_trgm;` in this database, then "
+                "migrate again"
+            ) from exc
+        raise
     return "pgsearch"
 
 
