@@ -203,7 +203,15 @@ BEGIN
         EXIT WHEN m >= cardinality(ordered)
             OR (coalesce(cardinality(best_ids), 0) >= k
                 AND bounds[m + 1] < best_scores[cardinality(best_scores)]);
+        -- More candidates only raise the k-th best score: the first m whose remaining terms
+        -- stay below today's k-th best is enough, or the next one without k candidates yet.
         m := m + 1;
+        IF coalesce(cardinality(best_ids), 0) >= k THEN
+            WHILE m < cardinality(ordered)
+                  AND bounds[m + 1] >= best_scores[cardinality(best_scores)] LOOP
+                m := m + 1;
+            END LOOP;
+        END IF;
         -- Once the candidates hold half of all the postings, score them all in one pass
         -- rather than pass after pass.
         IF (SELECT sum(d) FROM unnest(dfs[1:m]) AS d) * 2
