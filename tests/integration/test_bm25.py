@@ -341,3 +341,21 @@ def test_bm25_top_returns_the_best_k_of_the_full_ranking(store: Store) -> None:
             ).all()
             assert [r.chunk_id for r in top] == [r.chunk_id for r in full], query
             assert [r.score for r in top] == pytest.approx([r.score for r in full]), query
+
+
+def test_the_totals_ledger_folds_itself_past_a_thousand_rows(
+    store: Store, url: URL, libpq: Callable[[URL], str]
+) -> None:
+    store.add([DocumentInput("seed", "cats and dogs")])
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        for i in range(1_100):  # one write statement each: one ledger row each
+            conn.execute(
+                "INSERT INTO pgsearch.chunks (document_id, position, content, content_hash,"
+                " embedding) SELECT id, %s, 'more cats', 'h', array_fill(0.1, ARRAY[16])::vector"
+                " FROM pgsearch.documents WHERE external_id = 'seed'",
+                (i + 1,),
+            )
+        rows = conn.execute("SELECT count(*) FROM pgsearch.bm25_totals").fetchone()
+    assert rows is not None and rows[0] <= 1001
+    ledger, recount = _ledger_and_recount(store)
+    assert ledger == recount

@@ -580,6 +580,10 @@ def test_functions_return_the_python_rows(
 ) -> None:
     for mode in ("vector", "text", "hybrid"):
         for k in (5, 40):
+            # Rows that earlier tests added and rolled back leave dead entries in the HNSW
+            # graph, and the first scan past them prunes them: scan once before comparing, so
+            # that both sides see the same graph.
+            sql_search(session, embedder, mode, _query(mode), k, filter_)
             expected = python_search(loaded, embedder, mode, _query(mode), k, filter_)
             rows = sql_search(session, embedder, mode, _query(mode), k, filter_)
             assert_same(rows, expected, mode)
