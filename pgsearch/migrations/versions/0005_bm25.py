@@ -90,6 +90,15 @@ AS $$
     SELECT tsvector_to_array(to_tsvector(config, query))
 $$;
 
+CREATE FUNCTION pgsearch._bm25_round(score double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+AS $$
+    -- Scores to 1e-9: chunks with the same postings tie exactly (and fall back on their id),
+    -- whatever order a plan summed their terms in.
+    SELECT CAST(round(CAST(score AS numeric), 9) AS double precision)
+$$;
+
 CREATE FUNCTION pgsearch.text_terms(config regconfig, query text)
 RETURNS text[]
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -134,7 +143,7 @@ AS $$
                CAST(sum(tokens) AS double precision) / nullif(sum(chunks), 0) AS average
         FROM pgsearch.bm25_totals
     )
-    SELECT p.chunk_id, sum(p.weight)
+    SELECT p.chunk_id, pgsearch._bm25_round(sum(p.weight))
     FROM (
         SELECT p.chunk_id,
                ln(1 + (t.chunks - CAST(count(*) OVER lexeme AS double precision) + 0.5)
@@ -248,10 +257,10 @@ AS $$
         GROUP BY f.lexeme, t.chunks
         HAVING sum(f.chunks) > 0
     )
-    SELECT p.chunk_id, sum(
+    SELECT p.chunk_id, pgsearch._bm25_round(sum(
         i.idf * (p.frequency + (title_weight - 1) * p.title_frequency) * (k1 + 1)
         / (p.frequency + (title_weight - 1) * p.title_frequency
-           + k1 * (1 - b + b * p.chunk_tokens / greatest(t.average, 1e-9))))
+           + k1 * (1 - b + b * p.chunk_tokens / greatest(t.average, 1e-9)))))
     FROM pgsearch.bm25_postings AS p
     JOIN idf AS i ON i.lexeme = p.lexeme, totals AS t
     WHERE p.lexeme = ANY(terms) AND p.chunk_id = ANY(chunk_ids)
@@ -268,11 +277,11 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     -- Exact scores, over every term, of the chunks that hold one of the first m terms.
     -- Both conditions on the postings index: (lexeme, chunk_id) pairs, found in one scan.
-    SELECT p.chunk_id, sum(
+    SELECT p.chunk_id, pgsearch._bm25_round(sum(
         idfs[array_position(ordered, p.lexeme)]
         * (p.frequency + (title_weight - 1) * p.title_frequency) * (k1 + 1)
         / (p.frequency + (title_weight - 1) * p.title_frequency
-           + k1 * (1 - b + b * p.chunk_tokens / greatest(average, 1e-9))))
+           + k1 * (1 - b + b * p.chunk_tokens / greatest(average, 1e-9)))))
     FROM pgsearch.bm25_postings AS p
     WHERE p.lexeme = ANY(ordered)
       AND p.chunk_id = ANY(ARRAY(
@@ -318,13 +327,17 @@ BEGIN
         SELECT count(*), coalesce(sum(pgsearch.tsv_length(n.tsv)), 0) FROM new_rows AS n
         HAVING count(*) > 0;
     END IF;
-    -- Every search sums the totals ledger: past 1,000 rows, the writer that finds it so folds
-    -- it (unless another is folding), so that it never grows without pgsearch optimize.
+    -- Searches sum the ledgers: after 1,000 write statements (as many totals rows), the writer
+    -- that finds it so folds both (unless another is folding), so that they never grow
+    -- without pgsearch optimize. The fold costs in proportion to what those writes added.
     IF (SELECT count(*) FROM (SELECT FROM pgsearch.bm25_totals LIMIT 1001) AS r) > 1000
        AND pg_try_advisory_xact_lock(CAST(x'7067736d32356363' AS bigint)) THEN
         WITH gone AS (DELETE FROM pgsearch.bm25_totals RETURNING chunks, tokens)
         INSERT INTO pgsearch.bm25_totals (chunks, tokens)
         SELECT sum(chunks), sum(tokens) FROM gone HAVING count(*) > 0;
+        WITH gone AS (DELETE FROM pgsearch.bm25_frequencies RETURNING lexeme, chunks)
+        INSERT INTO pgsearch.bm25_frequencies (lexeme, chunks)
+        SELECT lexeme, sum(chunks) FROM gone GROUP BY lexeme HAVING sum(chunks) <> 0;
     END IF;
     RETURN NULL;
 END
@@ -572,6 +585,10 @@ _COMMENTS = {
         "A query's BM25 terms: the lexemes of to_tsvector(config, query), stemmed, stop words"
         " removed, as the stored tsv is normalised."
     ),
+    "pgsearch._bm25_round(double precision)": (
+        "pgsearch internal: a BM25 score to 1e-9, so that equal chunks tie whatever the order"
+        " of summation."
+    ),
     "pgsearch.text_terms(regconfig, text)": (
         "Text search's terms: query_lexemes, or, when no chunk holds any of them (misspelled"
         " words), the store's most similar lexeme to each by pg_trgm similarity."
@@ -740,6 +757,7 @@ def downgrade() -> None:
             text[], double precision[], integer, double precision, double precision,
             double precision, double precision);
         DROP FUNCTION pgsearch.text_terms(regconfig, text);
+        DROP FUNCTION pgsearch._bm25_round(double precision);
         DROP FUNCTION pgsearch.query_lexemes(regconfig, text);
         DROP FUNCTION pgsearch.tsv_length(tsvector);
         DELETE FROM pgsearch.deferred_indexes
