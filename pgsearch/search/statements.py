@@ -247,61 +247,48 @@ def _match(text_match: TextMatch) -> ColumnElement[Any]:
     return _websearch()
 
 
-def _text_leg(where: Filter, text_match: TextMatch, fallback: bool = True) -> Subquery:
-    """Best ``limit`` chunks by BM25 (``pgsearch.bm25_ranking``, migration 0005).
+def _ranking(call: Any) -> Any:
+    """A BM25 function's ``(chunk_id, score)`` rows as a FROM item."""
+    return call.table_valued(column("chunk_id", BigInteger), column("score", Float)).alias(
+        "ranking"
+    )
 
-    The ranking reads the postings of the query's terms and nothing else, so its cost grows
-    with them, not with the store. A filter, or a ``half`` / ``all`` match, joins the ranked
-    chunks to their rows. With ``fallback`` (text and hybrid), the terms are
-    ``pgsearch.text_terms``: misspelled words are replaced by the store's most similar
-    lexemes when none matches; without (bm25 mode), plain ``query_lexemes``.
+
+def _text_leg(where: Filter, text_match: TextMatch, fallback: bool = True) -> Subquery:
+    """Best ``limit`` chunks by BM25 (the functions of migration 0005), three ways:
+
+    * no filter, any word: ``pgsearch.bm25_top`` returns the best ``limit`` only, skipping the
+      postings of common words that cannot change them (MaxScore);
+    * ``half`` / ``all``: the tsquery (and filter) select the chunks through the GIN index,
+      and ``pgsearch.bm25_scores`` reads only their postings;
+    * a filter, any word: ``pgsearch.bm25_ranking`` scores every chunk holding a word, and the
+      filter keeps those it selects.
+
+    With ``fallback`` (text and hybrid), the terms are ``pgsearch.text_terms``: misspelled
+    words are replaced by the store's most similar lexemes when none matches; without (bm25
+    mode), plain ``query_lexemes``.
     """
     lexemes = func.pgsearch.text_terms if fallback else func.pgsearch.query_lexemes
     terms = lexemes(_TEXT_CONFIG, _QUERY_TEXT)
     if where is None and text_match == "any":
-        # The best `limit` only: pgsearch.bm25_top skips the postings of common words that
-        # cannot change them (MaxScore), with the same rows and scores.
-        top = (
-            func.pgsearch.bm25_top(terms, _LIMIT, _K1, _B, _TITLE_WEIGHT)
-            .table_valued(column("chunk_id", BigInteger), column("score", Float))
-            .alias("ranking")
-        )
-        return (
-            select(top.c.chunk_id.label("id"), top.c.score.label("rank"))
-            .order_by(top.c.score.desc(), top.c.chunk_id)
-            .subquery("matched")
-        )
-    if text_match != "any":
-        # The tsquery (and filter) select the chunks through the GIN index; only their
-        # postings are read to score them.
+        ranking = _ranking(func.pgsearch.bm25_top(terms, _LIMIT, _K1, _B, _TITLE_WEIGHT))
+        leg = select(ranking.c.chunk_id.label("id"), ranking.c.score.label("rank"))
+    elif text_match != "any":
         matched = select(chunks.c.id).where(
             chunks.c.tsv.op("@@")(_match(text_match)), _clause(where)
         )
-        scored = (
-            func.pgsearch.bm25_scores(
-                terms, func.array(matched.scalar_subquery()), _K1, _B, _TITLE_WEIGHT
-            )
-            .table_valued(column("chunk_id", BigInteger), column("score", Float))
-            .alias("ranking")
+        selected = func.array(matched.scalar_subquery())
+        ranking = _ranking(func.pgsearch.bm25_scores(terms, selected, _K1, _B, _TITLE_WEIGHT))
+        leg = select(ranking.c.chunk_id.label("id"), ranking.c.score.label("rank"))
+    else:
+        ranking = _ranking(func.pgsearch.bm25_ranking(terms, _K1, _B, _TITLE_WEIGHT))
+        leg = (
+            select(ranking.c.chunk_id.label("id"), ranking.c.score.label("rank"))
+            .join(chunks, chunks.c.id == ranking.c.chunk_id)
+            .where(_clause(where))
         )
-        return (
-            select(scored.c.chunk_id.label("id"), scored.c.score.label("rank"))
-            .order_by(scored.c.score.desc(), scored.c.chunk_id)
-            .limit(_LIMIT)
-            .subquery("matched")
-        )
-    ranking = (
-        func.pgsearch.bm25_ranking(terms, _K1, _B, _TITLE_WEIGHT)
-        .table_valued(column("chunk_id", BigInteger), column("score", Float))
-        .alias("ranking")
-    )
-    rank = ranking.c.score
-    leg = select(ranking.c.chunk_id.label("id"), rank.label("rank"))
-    if where is not None or text_match != "any":
-        leg = leg.join(chunks, chunks.c.id == ranking.c.chunk_id).where(_clause(where))
-        if text_match != "any":
-            leg = leg.where(chunks.c.tsv.op("@@")(_match(text_match)))
-    return leg.order_by(rank.desc(), ranking.c.chunk_id).limit(_LIMIT).subquery("matched")
+    order = (ranking.c.score.desc(), ranking.c.chunk_id)
+    return leg.order_by(*order).limit(_LIMIT).subquery("matched")
 
 
 def keyword_leg(where: Filter = None, text_match: TextMatch = "any") -> Select[Any]:
