@@ -19,7 +19,6 @@ from pgsearch.vectors import register_binary_vectors
 __all__ = [
     "copy_chunks",
     "delete_chunks",
-    "ids_of",
     "stored_chunk_hashes",
     "stored_documents",
     "sync_chunk_metadata",
@@ -98,16 +97,6 @@ def write_document_rows(
     ``(id, external_id, inserted)`` of each row written."""
     query = _UPSERT_DOCUMENTS if replace else _INSERT_DOCUMENTS
     return _run(session, query, columns)
-
-
-def ids_of(session: Session, external_ids: Sequence[str]) -> list[tuple[int, str]]:
-    """``(id, external_id)`` of the stored ones, unlocked."""
-    return _run(
-        session,
-        "SELECT id, external_id FROM pgsearch.documents"
-        " WHERE external_id = ANY(%(external_ids)b::text[])",
-        {"external_ids": list(external_ids)},
-    )
 
 
 def delete_chunks(session: Session, document_ids: Sequence[int]) -> None:

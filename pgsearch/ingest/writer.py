@@ -152,7 +152,8 @@ def _write_document_rows(
         )
     if missing:
         # Unchanged rows return nothing from the upsert; it has locked them all the same.
-        ids.update((external_id, i) for i, external_id in sql.ids_of(session, missing))
+        unlocked = sql.stored_documents(session, missing, lock=False)
+        ids.update((external_id, i) for i, external_id in unlocked)
     return ids, inserted, updated
 
 
