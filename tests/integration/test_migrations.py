@@ -13,7 +13,14 @@ import pytest
 from psycopg import sql
 from sqlalchemy import URL, create_engine, text
 
-from pgsearch import ConfigurationError, ExtensionMissingError, StoreOptions
+from pgsearch import (
+    ConfigurationError,
+    DocumentInput,
+    ExtensionMissingError,
+    HashingEmbedder,
+    Store,
+    StoreOptions,
+)
 from pgsearch.migrations import downgrade, upgrade
 
 
@@ -214,3 +221,19 @@ def test_a_role_that_may_not_create_pg_trgm_is_told_what_to_do(
         with psycopg.connect(libpq(url), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_pg_trgm_in_a_schema_whose_name_needs_quotes(
+    make_database: Callable[[], URL],
+    libpq,  # type: ignore[no-untyped-def]
+) -> None:
+    url = make_database()
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "Trigram Tools"')
+        conn.execute('CREATE EXTENSION pg_trgm WITH SCHEMA "Trigram Tools"')
+    engine = create_engine(url)
+    upgrade(engine, StoreOptions(dim=8, model="hashing-8"))
+    engine.dispose()
+    with Store.open(url.render_as_string(hide_password=False), embedder=HashingEmbedder(8)) as s:
+        s.add([DocumentInput("bees", "honeybees pollinate flowering plants")])
+        assert [r.external_id for r in s.search("polinate", 5, "text")] == ["bees"]

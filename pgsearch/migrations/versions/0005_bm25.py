@@ -646,12 +646,9 @@ _COMMENTS = {
 }
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _trigram_schema(conn: sa.Connection) -> str:
-    """The schema of pg_trgm, created in ``pgsearch`` when the database lacks it."""
+    """The schema of pg_trgm, as an identifier ready for SQL (``regnamespace`` output quotes
+    a name that needs it), created in ``pgsearch`` when the database lacks it."""
     schema = conn.execute(
         sa.text(
             "SELECT CAST(extnamespace::regnamespace AS text) FROM pg_extension"
@@ -705,7 +702,7 @@ def upgrade() -> None:
     config = conn.execute(sa.text("SELECT text_config FROM pgsearch.store_config")).scalar()
     if not isinstance(config, str) or not config.replace("_", "").isalnum():
         raise ConfigurationError(f"pgsearch.store_config holds text_config {config!r}")
-    trigrams = _quoted(_trigram_schema(conn))
+    trigrams = _trigram_schema(conn)
     # A new signature and new result columns: CREATE OR REPLACE cannot change those.
     op.execute("DROP FUNCTION pgsearch.hybrid_search(text, vector, integer, jsonb, integer)")
     # Titles are searched: chunks carry their document's title, weighted A in tsv.
