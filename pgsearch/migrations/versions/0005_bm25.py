@@ -99,6 +99,38 @@ AS $$
     SELECT CAST(round(CAST(score AS numeric), 9) AS double precision)
 $$;
 
+CREATE FUNCTION pgsearch._bm25_totals(OUT chunks double precision, OUT average double precision)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- N, the number of chunks, and avgdl, their average length in tokens, from the ledger.
+    SELECT CAST(coalesce(sum(t.chunks), 0) AS double precision),
+           CAST(sum(t.tokens) AS double precision) / nullif(sum(t.chunks), 0)
+    FROM pgsearch.bm25_totals AS t
+$$;
+
+CREATE FUNCTION pgsearch._bm25_idf(chunks double precision, df double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- Lucene's (and bm25s') idf, never negative.
+    SELECT ln(1 + (chunks - df + 0.5) / (df + 0.5))
+$$;
+
+CREATE FUNCTION pgsearch._bm25_weight(
+    idf double precision, frequency integer, title_frequency integer, chunk_tokens integer,
+    k1 double precision, b double precision, title_weight double precision,
+    average double precision
+)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    -- One term's share of a chunk's score: idf * tf (k1 + 1) / (tf + k1 (1 - b + b |D| / avgdl)),
+    -- an occurrence in the title counting title_weight times (1: title and body alike).
+    SELECT idf * (frequency + (title_weight - 1) * title_frequency) * (k1 + 1)
+           / (frequency + (title_weight - 1) * title_frequency
+              + k1 * (1 - b + b * chunk_tokens / greatest(average, 1e-9)))
+$$;
+
 CREATE FUNCTION pgsearch.text_terms(config regconfig, query text)
 RETURNS text[]
 LANGUAGE plpgsql STABLE PARALLEL SAFE
@@ -133,25 +165,17 @@ CREATE FUNCTION pgsearch.bm25_ranking(
 RETURNS SETOF record
 LANGUAGE sql STABLE PARALLEL SAFE ROWS 1000
 AS $$
-    -- Every chunk that contains a term, with its BM25 score: the sum, over the terms in it, of
-    --     idf * tf (k1 + 1) / (tf + k1 (1 - b + b |D| / avgdl))
-    -- where an occurrence in the title counts title_weight times (1: title and body alike).
-    -- One pass over the postings, in index order: a term's document frequency is the size of
-    -- its window, so no second scan or join computes it.
-    WITH totals AS (
-        SELECT CAST(coalesce(sum(chunks), 0) AS double precision) AS chunks,
-               CAST(sum(tokens) AS double precision) / nullif(sum(chunks), 0) AS average
-        FROM pgsearch.bm25_totals
-    )
+    -- Every chunk that contains a term, with its BM25 score: the sum of _bm25_weight over
+    -- the terms in it. One pass over the postings, in index order: a term's document
+    -- frequency is the size of its window, so no second scan or join computes it.
     SELECT p.chunk_id, pgsearch._bm25_round(sum(p.weight))
     FROM (
         SELECT p.chunk_id,
-               ln(1 + (t.chunks - CAST(count(*) OVER lexeme AS double precision) + 0.5)
-                      / (CAST(count(*) OVER lexeme AS double precision) + 0.5))
-               * (p.frequency + (title_weight - 1) * p.title_frequency) * (k1 + 1)
-               / (p.frequency + (title_weight - 1) * p.title_frequency
-                  + k1 * (1 - b + b * p.chunk_tokens / greatest(t.average, 1e-9))) AS weight
-        FROM pgsearch.bm25_postings AS p, totals AS t
+               pgsearch._bm25_weight(
+                   pgsearch._bm25_idf(t.chunks, CAST(count(*) OVER lexeme AS double precision)),
+                   p.frequency, p.title_frequency, p.chunk_tokens,
+                   k1, b, title_weight, t.average) AS weight
+        FROM pgsearch.bm25_postings AS p, pgsearch._bm25_totals() AS t
         WHERE p.lexeme = ANY(terms)
         WINDOW lexeme AS (PARTITION BY p.lexeme)
     ) AS p
@@ -183,11 +207,9 @@ DECLARE
     best_ids bigint[];
     best_scores double precision[];
 BEGIN
-    SELECT CAST(coalesce(sum(t.chunks), 0) AS double precision),
-           CAST(sum(t.tokens) AS double precision) / nullif(sum(t.chunks), 0)
-    INTO total, average FROM pgsearch.bm25_totals AS t;
+    SELECT t.chunks, t.average INTO total, average FROM pgsearch._bm25_totals() AS t;
     SELECT array_agg(f.lexeme ORDER BY f.df, f.lexeme),
-           array_agg(ln(1 + (total - f.df + 0.5) / (f.df + 0.5)) ORDER BY f.df, f.lexeme),
+           array_agg(pgsearch._bm25_idf(total, f.df) ORDER BY f.df, f.lexeme),
            array_agg(f.df ORDER BY f.df, f.lexeme)
     INTO ordered, idfs, dfs
     FROM (SELECT q.lexeme, CAST(sum(f.chunks) AS double precision) AS df
@@ -243,24 +265,17 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     -- BM25 of the given chunks (those a tsquery or a filter selected, say): the postings of
     -- the terms in those chunks only, idf from the frequency ledger.
-    WITH totals AS (
-        SELECT CAST(coalesce(sum(chunks), 0) AS double precision) AS chunks,
-               CAST(sum(tokens) AS double precision) / nullif(sum(chunks), 0) AS average
-        FROM pgsearch.bm25_totals
-    ),
+    WITH totals AS MATERIALIZED (SELECT * FROM pgsearch._bm25_totals()),
     idf AS (
         SELECT f.lexeme,
-               ln(1 + (t.chunks - CAST(sum(f.chunks) AS double precision) + 0.5)
-                      / (CAST(sum(f.chunks) AS double precision) + 0.5)) AS idf
+               pgsearch._bm25_idf(t.chunks, CAST(sum(f.chunks) AS double precision)) AS idf
         FROM pgsearch.bm25_frequencies AS f, totals AS t
         WHERE f.lexeme = ANY(terms)
         GROUP BY f.lexeme, t.chunks
         HAVING sum(f.chunks) > 0
     )
-    SELECT p.chunk_id, pgsearch._bm25_round(sum(
-        i.idf * (p.frequency + (title_weight - 1) * p.title_frequency) * (k1 + 1)
-        / (p.frequency + (title_weight - 1) * p.title_frequency
-           + k1 * (1 - b + b * p.chunk_tokens / greatest(t.average, 1e-9)))))
+    SELECT p.chunk_id, pgsearch._bm25_round(sum(pgsearch._bm25_weight(
+        i.idf, p.frequency, p.title_frequency, p.chunk_tokens, k1, b, title_weight, t.average)))
     FROM pgsearch.bm25_postings AS p
     JOIN idf AS i ON i.lexeme = p.lexeme, totals AS t
     WHERE p.lexeme = ANY(terms) AND p.chunk_id = ANY(chunk_ids)
@@ -277,11 +292,9 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     -- Exact scores, over every term, of the chunks that hold one of the first m terms.
     -- Both conditions on the postings index: (lexeme, chunk_id) pairs, found in one scan.
-    SELECT p.chunk_id, pgsearch._bm25_round(sum(
-        idfs[array_position(ordered, p.lexeme)]
-        * (p.frequency + (title_weight - 1) * p.title_frequency) * (k1 + 1)
-        / (p.frequency + (title_weight - 1) * p.title_frequency
-           + k1 * (1 - b + b * p.chunk_tokens / greatest(average, 1e-9)))))
+    SELECT p.chunk_id, pgsearch._bm25_round(sum(pgsearch._bm25_weight(
+        idfs[array_position(ordered, p.lexeme)], p.frequency, p.title_frequency,
+        p.chunk_tokens, k1, b, title_weight, average)))
     FROM pgsearch.bm25_postings AS p
     WHERE p.lexeme = ANY(ordered)
       AND p.chunk_id = ANY(ARRAY(
@@ -585,6 +598,17 @@ _COMMENTS = {
         "A query's BM25 terms: the lexemes of to_tsvector(config, query), stemmed, stop words"
         " removed, as the stored tsv is normalised."
     ),
+    "pgsearch._bm25_totals()": (
+        "pgsearch internal: N (chunks) and avgdl (their average length) from the ledger."
+    ),
+    "pgsearch._bm25_idf(double precision, double precision)": (
+        "pgsearch internal: Lucene's idf, ln(1 + (N - df + 0.5) / (df + 0.5))."
+    ),
+    "pgsearch._bm25_weight(double precision, integer, integer, integer, double precision,"
+    " double precision, double precision, double precision)": (
+        "pgsearch internal: one term's share of a chunk's BM25 score; the one formula every"
+        " ranking function uses."
+    ),
     "pgsearch._bm25_round(double precision)": (
         "pgsearch internal: a BM25 score to 1e-9, so that equal chunks tie whatever the order"
         " of summation."
@@ -755,6 +779,11 @@ def downgrade() -> None:
             double precision, double precision);
         DROP FUNCTION pgsearch.text_terms(regconfig, text);
         DROP FUNCTION pgsearch._bm25_round(double precision);
+        DROP FUNCTION pgsearch._bm25_weight(
+            double precision, integer, integer, integer, double precision, double precision,
+            double precision, double precision);
+        DROP FUNCTION pgsearch._bm25_idf(double precision, double precision);
+        DROP FUNCTION pgsearch._bm25_totals();
         DROP FUNCTION pgsearch.query_lexemes(regconfig, text);
         DROP FUNCTION pgsearch.tsv_length(tsvector);
         DELETE FROM pgsearch.deferred_indexes
