@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -197,19 +198,14 @@ def evaluate(
     store = Store(engine, embedder, chunking=ChunkingOptions(max_chars=1_000_000, overlap=0))
     try:
         store.migrate(dim=embedder.dimension)
-        if not reused or store.status().documents == 0:
-            documents = _corpus(dataset)
-            source = with_vectors(documents, folder) if folder else documents
-            with store.bulk_load():
-                batch: list[DocumentInput] = []
-                for document in source:
-                    batch.append(document)
-                    if len(batch) == _BATCH:
-                        store.upsert(batch)
-                        batch = []
-                if batch:
-                    store.upsert(batch)
         stored = store.status().documents
+        if not reused or stored == 0:
+            documents = _corpus(dataset)
+            source = iter(with_vectors(documents, folder) if folder else documents)
+            with store.bulk_load():
+                while batch := list(islice(source, _BATCH)):
+                    store.upsert(batch)
+            stored = store.status().documents
         with store.session() as session:
             known = {
                 row[0]
