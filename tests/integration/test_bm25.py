@@ -128,6 +128,8 @@ def test_statistics_equal_a_recount_after_mixed_writes(store: Store, url: URL, l
     store.add(CORPUS)
     store.add(
         [DocumentInput(f"n{i}", f"note {i} about cats, dogs and birds " * 30) for i in range(20)]
+        # A chunk of stop words only: no lexeme, no posting, but a chunk of the corpus.
+        + [DocumentInput("stop", "to be or not to be, that is the")]
     )
     store.upsert(
         [

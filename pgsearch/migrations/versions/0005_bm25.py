@@ -333,18 +333,29 @@ BEGIN
         HAVING count(*) > 0;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO pgsearch.bm25_postings
-            (lexeme, chunk_id, frequency, title_frequency, chunk_tokens)
-        SELECT u.lexeme, n.id, coalesce(cardinality(u.positions), 1),
-               coalesce(cardinality(array_positions(u.weights, 'A')), 0), l.tokens
-        FROM new_rows AS n, LATERAL pgsearch.tsv_length(n.tsv) AS l(tokens), unnest(n.tsv) AS u;
-        INSERT INTO pgsearch.bm25_vocabulary (lexeme)
-        SELECT DISTINCT u.lexeme FROM new_rows AS n, unnest(n.tsv) AS u
-        WHERE NOT EXISTS (SELECT FROM pgsearch.bm25_vocabulary AS v WHERE v.lexeme = u.lexeme);
-        INSERT INTO pgsearch.bm25_frequencies (lexeme, chunks)
-        SELECT u.lexeme, count(*) FROM new_rows AS n, unnest(n.tsv) AS u GROUP BY u.lexeme;
+        -- One unnest of the new tsvectors feeds the postings, vocabulary and both ledgers
+        -- (a chunk's length is the sum of its lexemes' frequencies: tsv_length).
+        WITH u AS MATERIALIZED (
+            SELECT n.id, x.lexeme, coalesce(cardinality(x.positions), 1) AS frequency,
+                   coalesce(cardinality(array_positions(x.weights, 'A')), 0) AS title_frequency
+            FROM new_rows AS n, unnest(n.tsv) AS x
+        ), postings AS (
+            INSERT INTO pgsearch.bm25_postings
+                (lexeme, chunk_id, frequency, title_frequency, chunk_tokens)
+            SELECT u.lexeme, u.id, u.frequency, u.title_frequency,
+                   sum(u.frequency) OVER (PARTITION BY u.id)
+            FROM u
+        ), vocabulary AS (
+            INSERT INTO pgsearch.bm25_vocabulary (lexeme)
+            SELECT DISTINCT u.lexeme FROM u
+            WHERE NOT EXISTS (
+                SELECT FROM pgsearch.bm25_vocabulary AS v WHERE v.lexeme = u.lexeme)
+        ), frequencies AS (
+            INSERT INTO pgsearch.bm25_frequencies (lexeme, chunks)
+            SELECT u.lexeme, count(*) FROM u GROUP BY u.lexeme
+        )
         INSERT INTO pgsearch.bm25_totals (chunks, tokens)
-        SELECT count(*), coalesce(sum(pgsearch.tsv_length(n.tsv)), 0) FROM new_rows AS n
+        SELECT count(*), coalesce((SELECT sum(u.frequency) FROM u), 0) FROM new_rows
         HAVING count(*) > 0;
     END IF;
     -- Searches sum the ledgers: after 1,000 write statements (as many totals rows), the writer
