@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
+import numpy as np
 from numpy.typing import NDArray
 
 from pgsearch.exceptions import InvalidFilterError, InvalidSearchError
@@ -136,6 +137,7 @@ class SearchOptions(TypedDict, total=False):
     alpha: float
     title_weight: float | None
     variants: Sequence[str] | None
+    query_vectors: Sequence[Sequence[float] | NDArray[Any]] | None
     expand: Callable[[str], Sequence[str]] | None
     reranker: Any
     diversity: float | None
@@ -184,7 +186,11 @@ class SearchRequest:
         title_weight: How many body words a word of the title counts as, 0 to 100 (default
             2 in text and hybrid modes, 1 in bm25 mode).
         variants: Other phrasings of the query, searched too; the rankings are fused by RRF
-            (see :mod:`pgsearch.search.stages`). At most 10 with ``expand``'s.
+            (see :mod:`pgsearch.search.stages`). At most 10 with ``expand``'s and
+            ``query_vectors``.
+        query_vectors: Other query vectors, searched too in vector and hybrid modes (the
+            hybrid keyword leg takes the query text); fused by RRF with the others. Each is
+            checked as ``query_vector`` is.
         expand: A callable that returns variants of the query (an LLM prompt, say).
         reranker: Re-scores the candidates: a callable ``(query, texts) -> scores`` or a
             sentence-transformers ``CrossEncoder`` (e.g.
@@ -224,6 +230,9 @@ class SearchRequest:
     alpha: float = DEFAULT_ALPHA
     title_weight: float | None = None
     variants: Sequence[str] | None = field(default=None, compare=False)
+    query_vectors: Sequence[Sequence[float] | NDArray[Any]] | None = field(
+        default=None, compare=False
+    )
     expand: Callable[[str], Sequence[str]] | None = field(default=None, compare=False)
     reranker: Any = field(default=None, compare=False)
     diversity: float | None = None
@@ -280,6 +289,20 @@ class SearchRequest:
                 _check_query(variant)
                 if variant is None:
                     raise InvalidSearchError("a variant is None: give query texts")
+        if self.query_vectors is not None:
+            if isinstance(self.query_vectors, str) or not isinstance(
+                self.query_vectors, Sequence | np.ndarray
+            ):
+                raise InvalidSearchError("query_vectors must be a list of query vectors")
+            if mode not in (SearchMode.VECTOR, SearchMode.HYBRID):
+                raise InvalidSearchError(
+                    f"query_vectors need vector or hybrid mode, not {mode.value}"
+                )
+            if len(self.query_vectors) + len(self.variants or ()) > MAX_VARIANTS:
+                raise InvalidSearchError(
+                    f"at most {MAX_VARIANTS} variants and query_vectors together,"
+                    f" got {len(self.query_vectors) + len(self.variants or ())}"
+                )
         if (self.variants or self.expand) and self.query is None:
             raise InvalidSearchError("variants and expand need a query text")
         if self.expand is not None and not callable(self.expand):
@@ -317,9 +340,8 @@ class SearchRequest:
     @property
     def has_stages(self) -> bool:
         """Whether stages run after retrieval (variants, re-ranking, MMR)."""
-        return bool(self.variants or self.expand or self.reranker is not None) or (
-            self.diversity is not None
-        )
+        extra = self.variants or self.query_vectors or self.expand
+        return bool(extra or self.reranker is not None) or (self.diversity is not None)
 
     @property
     def resolved_title_weight(self) -> float:

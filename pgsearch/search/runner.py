@@ -129,6 +129,7 @@ def _with_stages(
         request,
         k=max(request.depth, request.k),
         variants=None,
+        query_vectors=None,
         expand=None,
         reranker=None,
         diversity=None,
@@ -139,13 +140,18 @@ def _with_stages(
         if not all(isinstance(q, str) for q in expanded):
             raise InvalidSearchError("expand must return a list of query texts")
         queries += expanded
-    queries = list(dict.fromkeys(queries))[: MAX_VARIANTS + 1]
+    vectors = list(request.query_vectors if request.query_vectors is not None else [])
+    queries = list(dict.fromkeys(queries))[: MAX_VARIANTS + 1 - len(vectors)]
     first = _retrieve(connection, store, base, embedder)
     results: list[SearchResult] = list(first)
-    if len(queries) > 1:
-        rankings = [first] + [
+    if len(queries) > 1 or vectors:
+        rankings = [first]
+        rankings += [
             _retrieve(connection, store, replace(base, query=q, query_vector=None), embedder)
             for q in queries[1:]
+        ]
+        rankings += [
+            _retrieve(connection, store, replace(base, query_vector=v), embedder) for v in vectors
         ]
         results = stages.fuse_rankings(rankings, request.rrf_k)[: base.k]
     if request.reranker is not None:

@@ -7,7 +7,13 @@ from collections.abc import Callable, Iterator, Sequence
 import pytest
 from sqlalchemy import URL
 
-from pgsearch import DocumentInput, HashingEmbedder, InvalidSearchError, Store
+from pgsearch import (
+    DocumentInput,
+    EmbeddingMismatchError,
+    HashingEmbedder,
+    InvalidSearchError,
+    Store,
+)
 from pgsearch.fusion import reciprocal_rank_fusion
 
 DOCS = [
@@ -98,3 +104,35 @@ def test_query_variants_are_fused_by_rrf(store: Store) -> None:
         store.search("honey", 4, "text", variants=["x"] * 11)
     with pytest.raises(InvalidSearchError, match="list of query texts"):
         store.search("honey", 4, "text", variants="sourdough")  # type: ignore[arg-type]
+
+
+def test_several_query_vectors_are_fused_by_rrf(store: Store) -> None:
+    embedder = HashingEmbedder(64)
+    honey, bread = embedder.embed_query("bees honey"), embedder.embed_query("sourdough bread")
+    rankings = [
+        [r.chunk_id for r in store.search(k=40, mode="vector", query_vector=v)]
+        for v in (honey, bread)
+    ]
+    expected = reciprocal_rank_fusion(rankings, 60)[:4]
+    fused = store.search(k=4, mode="vector", query_vector=honey, query_vectors=[bread])
+    assert [(r.chunk_id, r.score) for r in fused] == [
+        (chunk, pytest.approx(score)) for chunk, score in expected
+    ]
+    assert "bread" in {r.external_id for r in fused}  # only the second vector finds it
+
+    # Hybrid: each vector with the query text's keyword leg, then fused with the text variants.
+    mixed = store.search("honey", 4, "hybrid", query_vectors=[bread], variants=["nectar"])
+    singles = [
+        store.search("honey", 40, "hybrid"),
+        store.search("nectar", 40, "hybrid"),
+        store.search("honey", 40, "hybrid", query_vector=bread),
+    ]
+    expected = reciprocal_rank_fusion([[r.chunk_id for r in s] for s in singles], 60)[:4]
+    assert [r.chunk_id for r in mixed] == [chunk for chunk, _ in expected]
+
+    with pytest.raises(InvalidSearchError, match="vector or hybrid mode"):
+        store.search("honey", 4, "text", query_vectors=[bread])
+    with pytest.raises(InvalidSearchError, match="at most 10 variants and query_vectors"):
+        store.search("honey", 4, "hybrid", query_vectors=[bread] * 6, variants=["x"] * 5)
+    with pytest.raises(EmbeddingMismatchError, match="dimension"):
+        store.search(k=4, mode="vector", query_vector=honey, query_vectors=[[0.5] * 3])
