@@ -467,9 +467,13 @@ def _filter_id(value: Any) -> str:
 def engine(make_database: Callable[[], URL], embedder: HashingEmbedder) -> Iterator[Engine]:
     """A database of this module's own. Other modules add and roll back rows in the shared
     one, which leaves dead entries in its HNSW graph; the first scan past them prunes them,
-    so two consecutive approximate scans (Python's, then the function's) could differ."""
+    so two consecutive approximate scans (Python's, then the function's) could differ.
+    Autovacuum stays off for the same reason: each test here rolls its rows back, and a
+    vacuum of their dead entries between the two scans repairs the graph under them."""
     engine = create_engine(make_database())
     upgrade(engine, StoreOptions(dim=embedder.dimension, model=embedder.name))
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE pgsearch.chunks SET (autovacuum_enabled = off)"))
     yield engine
     engine.dispose()
 
