@@ -178,7 +178,7 @@ class SearchRequest:
         max_scan_tuples: ``hnsw.max_scan_tuples`` (pgvector's default 20,000 when unset).
         scan_mem_multiplier: ``hnsw.scan_mem_multiplier`` (pgvector's default 1 when unset).
         exact_threshold: Filters the planner expects to select at most this many chunks take
-            the exact path.
+            the exact path (vector legs) and have only their chunks scored by BM25 (text legs).
         fusion: How hybrid fuses its legs: ``convex`` (default), ``alpha`` times the vector
             leg's min-max normalised score plus ``1 - alpha`` times the keyword leg's; or
             ``rrf``, reciprocal rank fusion with ``rrf_k``.

@@ -49,9 +49,12 @@ def estimate_statement(key: str) -> Explain:
 
 
 @lru_cache(maxsize=_SIZE)
-def text(key: str | None, text_match: TextMatch, fallback: bool = True) -> Select[Any]:
-    """Text (``fallback``) and bm25 modes' statement for the filter ``key`` (``None``: none)."""
-    return text_statement(_where(key), text_match, fallback)
+def text(
+    key: str | None, text_match: TextMatch, fallback: bool = True, selective: bool = False
+) -> Select[Any]:
+    """Text (``fallback``) and bm25 modes' statement for the filter ``key`` (``None``: none);
+    ``selective``: the filter selects few chunks, scored alone."""
+    return text_statement(_where(key), text_match, fallback, selective)
 
 
 @lru_cache(maxsize=_SIZE)

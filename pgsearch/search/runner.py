@@ -179,13 +179,20 @@ def _retrieve(
     }
     if mode in (SearchMode.TEXT, SearchMode.BM25):
         bm25 = mode is SearchMode.BM25
-        statement = prepared.text(key, "any" if bm25 else request.text_match, not bm25)
+        text_estimate = None
+        if key is not None:
+            # A filter that selects few chunks: score those, not every chunk holding a word.
+            with translate_errors():
+                text_estimate = estimate_rows(connection, key)
+        selective = text_estimate is not None and text_estimate <= request.exact_threshold
+        match = "any" if bm25 else request.text_match
+        statement = prepared.text(key, match, not bm25, selective)
 
         def fetch_text(limit: int, path: VectorPath) -> list[SearchResult]:
             rows = connection.execute(statement, {**params, "limit": limit}).all()
             return _rows_to_results(rows)
 
-        return _complete(request, fetch_text, "exact", "text", None)
+        return _complete(request, fetch_text, "exact", "text", text_estimate)
 
     params["query_embedding"] = query_vector(store, request, embedder)
     with translate_errors():

@@ -254,15 +254,18 @@ def _ranking(call: Any) -> Any:
     )
 
 
-def _text_leg(where: Filter, text_match: TextMatch, fallback: bool = True) -> Subquery:
+def _text_leg(
+    where: Filter, text_match: TextMatch, fallback: bool = True, selective: bool = False
+) -> Subquery:
     """Best ``limit`` chunks by BM25 (the functions of migration 0005), three ways:
 
     * no filter, any word: ``pgsearch.bm25_top`` returns the best ``limit`` only, skipping the
       postings of common words that cannot change them (MaxScore);
-    * ``half`` / ``all``: the tsquery (and filter) select the chunks through the GIN index,
-      and ``pgsearch.bm25_scores`` reads only their postings;
-    * a filter, any word: ``pgsearch.bm25_ranking`` scores every chunk holding a word, and the
-      filter keeps those it selects.
+    * ``half`` / ``all``, or a ``selective`` filter (one the planner expects to select few
+      chunks): the tsquery and the filter select the chunks, through their indexes, and
+      ``pgsearch.bm25_scores`` reads only their postings;
+    * another filter, any word: ``pgsearch.bm25_ranking`` scores every chunk holding a word,
+      and the filter keeps those it selects.
 
     With ``fallback`` (text and hybrid), the terms are ``pgsearch.text_terms``: misspelled
     words are replaced by the store's most similar lexemes when none matches; without (bm25
@@ -273,10 +276,10 @@ def _text_leg(where: Filter, text_match: TextMatch, fallback: bool = True) -> Su
     if where is None and text_match == "any":
         ranking = _ranking(func.pgsearch.bm25_top(terms, _LIMIT, _K1, _B, _TITLE_WEIGHT))
         leg = select(ranking.c.chunk_id.label("id"), ranking.c.score.label("rank"))
-    elif text_match != "any":
-        matched = select(chunks.c.id).where(
-            chunks.c.tsv.op("@@")(_match(text_match)), _clause(where)
-        )
+    elif text_match != "any" or (selective and where is not None):
+        matched = select(chunks.c.id).where(_clause(where))
+        if text_match != "any":
+            matched = matched.where(chunks.c.tsv.op("@@")(_match(text_match)))
         selected = func.array(matched.scalar_subquery())
         ranking = _ranking(func.pgsearch.bm25_scores(terms, selected, _K1, _B, _TITLE_WEIGHT))
         leg = select(ranking.c.chunk_id.label("id"), ranking.c.score.label("rank"))
@@ -298,13 +301,14 @@ def keyword_leg(where: Filter = None, text_match: TextMatch = "any") -> Select[A
 
 
 def text_statement(
-    where: Filter, text_match: TextMatch = "any", fallback: bool = True
+    where: Filter, text_match: TextMatch = "any", fallback: bool = True, selective: bool = False
 ) -> Select[Any]:
-    """Chunks that the match selects, by BM25.
+    """Chunks that the match selects, by BM25; with ``selective``, the filter's chunks are
+    selected first and only theirs are scored.
 
     Binds ``query_text``, ``text_config``, ``k1``, ``b``, ``title_weight`` and ``limit``.
     """
-    leg = _text_leg(where, text_match, fallback)
+    leg = _text_leg(where, text_match, fallback, selective)
     return _joined(leg, leg.c.rank.label("score")).order_by(leg.c.rank.desc(), chunks.c.id)
 
 
@@ -331,7 +335,8 @@ def hybrid_statement(
         (nearest.c.distance, nearest.c.id),
         "vector_leg",
     )
-    matched = _text_leg(where, text_match)
+    # The exact path is taken for a filter that selects few chunks: score only theirs.
+    matched = _text_leg(where, text_match, selective=path == "exact")
     text_ranked = _ranked(
         matched.c.id, matched.c.rank, (matched.c.rank.desc(), matched.c.id), "text_leg"
     )

@@ -372,3 +372,34 @@ def test_the_ledgers_fold_themselves_after_a_thousand_writes(
             text("SELECT count(*) FROM pgsearch.bm25_frequencies WHERE lexeme = 'cat'")
         ).scalar()
     assert per_word is not None and per_word < 1_000
+
+
+def test_a_selective_filter_scores_only_its_chunks_with_the_same_results(store: Store) -> None:
+    store.add(
+        [
+            DocumentInput(
+                f"f{i}",
+                f"cats and dogs {'purr' if i % 3 else 'bark'} note {i}",
+                metadata={"group": "rare" if i % 50 == 0 else "common"},
+            )
+            for i in range(500)
+        ]
+    )
+    store.optimize()
+    rare = {"group": "rare"}
+    for mode in ("text", "bm25", "hybrid"):
+        # exact_threshold 0: no filter counts as selective, every chunk holding a word is
+        # ranked and then filtered; the default routes this 2 % filter to scoring its chunks.
+        ranked = store.search("cats purr", 5, mode, filter=rare, exact_threshold=0)
+        scored = store.search("cats purr", 5, mode, filter=rare)
+        assert [(r.chunk_id, r.score) for r in scored] == [
+            (r.chunk_id, pytest.approx(r.score)) for r in ranked
+        ]
+        assert {r.metadata["group"] for r in scored} == {"rare"}
+        assert scored.estimated_rows is not None and scored.estimated_rows < 100
+    compiled = {
+        selective: str(prepared.text('{"group": "rare"}', "any", True, selective))
+        for selective in (False, True)
+    }
+    assert "bm25_scores" in compiled[True] and "bm25_ranking" not in compiled[True]
+    assert "bm25_ranking" in compiled[False]
