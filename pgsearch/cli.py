@@ -34,7 +34,7 @@ from pgsearch.fusion import DEFAULT_RRF_K
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
 from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary, check_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
-from pgsearch.search.options import DEFAULT_ALPHA, DEFAULT_B, DEFAULT_K1
+from pgsearch.search.options import DEFAULT_ALPHA, DEFAULT_B, DEFAULT_K1, DEFAULT_MAX_POSTINGS
 from pgsearch.sources import iter_documents
 from pgsearch.store import Store
 from pgsearch.types import Distance, SearchMode
@@ -145,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
         "--alpha", type=float, default=DEFAULT_ALPHA, help="hybrid: vector leg weight (0.5)"
     )
     search.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K, help="RRF k (default 60)")
+    search.add_argument(
+        "--max-postings",
+        type=_optional_int,
+        default=DEFAULT_MAX_POSTINGS,
+        help="hybrid: leave the commonest query words out of the keyword leg beyond this many"
+        " postings (default 30000; 'none': exact BM25)",
+    )
     search.add_argument(
         "--title-weight",
         type=float,
@@ -322,6 +329,16 @@ def _print_results(results: list[SearchResult]) -> None:
         print(f"    {_snippet(result.content)}")
 
 
+def _optional_int(value: str) -> int | None:
+    """An integer, or ``none``."""
+    if value.lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither an integer nor 'none'") from None
+
+
 def _search(store: Store, args: argparse.Namespace) -> None:
     request = SearchRequest(
         args.query,
@@ -341,6 +358,7 @@ def _search(store: Store, args: argparse.Namespace) -> None:
         variants=args.variant,
         diversity=args.diversity,
         rrf_k=args.rrf_k,
+        max_postings=args.max_postings,
     )
     results = store.run(request)
     if args.explain:

@@ -214,6 +214,7 @@ def _retrieve(
         else:
             values["rrf_k"] = request.rrf_k
             values["alpha"] = float(request.alpha)
+            values["max_postings"] = request.max_postings
             statement = prepared.hybrid(
                 key, store.distance, leg_path, knobs, request.text_match, request.fusion
             )

@@ -91,6 +91,7 @@ _ALPHA: BindParameter[float] = bindparam("alpha", DEFAULT_ALPHA, type_=Float)
 _K1: BindParameter[float] = bindparam("k1", DEFAULT_K1, type_=Float)
 _B: BindParameter[float] = bindparam("b", DEFAULT_B, type_=Float)
 _TITLE_WEIGHT: BindParameter[float] = bindparam("title_weight", DEFAULT_TITLE_WEIGHT, type_=Float)
+_MAX_POSTINGS: BindParameter[int | None] = bindparam("max_postings", None, type_=BigInteger)
 
 
 def _clause(where: Filter) -> ColumnElement[bool]:
@@ -255,7 +256,11 @@ def _ranking(call: Any) -> Any:
 
 
 def _text_leg(
-    where: Filter, text_match: TextMatch, fallback: bool = True, selective: bool = False
+    where: Filter,
+    text_match: TextMatch,
+    fallback: bool = True,
+    selective: bool = False,
+    bounded: bool = False,
 ) -> Subquery:
     """Best ``limit`` chunks by BM25 (the functions of migration 0005), three ways:
 
@@ -269,10 +274,13 @@ def _text_leg(
 
     With ``fallback`` (text and hybrid), the terms are ``pgsearch.text_terms``: misspelled
     words are replaced by the store's most similar lexemes when none matches; without (bm25
-    mode), plain ``query_lexemes``.
+    mode), plain ``query_lexemes``. With ``bounded`` (hybrid), ``pgsearch.bm25_common_cutoff``
+    leaves out the commonest terms beyond ``max_postings`` postings.
     """
     lexemes = func.pgsearch.text_terms if fallback else func.pgsearch.query_lexemes
     terms = lexemes(_TEXT_CONFIG, _QUERY_TEXT)
+    if bounded:
+        terms = func.pgsearch.bm25_common_cutoff(terms, _MAX_POSTINGS)
     if where is None and text_match == "any":
         ranking = _ranking(func.pgsearch.bm25_top(terms, _LIMIT, _K1, _B, _TITLE_WEIGHT))
         leg = select(ranking.c.chunk_id.label("id"), ranking.c.score.label("rank"))
@@ -326,7 +334,8 @@ def hybrid_statement(
     ``alpha * v + (1 - alpha) * t``, where ``v`` and ``t`` are its leg scores min-max
     normalised over the leg's candidates (0 where it is absent). ``rrf``: ``1 / (rrf_k + rank)``
     per leg it appears in. Binds ``query_embedding``, ``query_text``, ``text_config``,
-    ``limit`` (depth of each leg), ``alpha``, ``rrf_k`` and ``k`` (rows returned).
+    ``limit`` (depth of each leg), ``alpha``, ``rrf_k``, ``max_postings`` and ``k`` (rows
+    returned).
     """
     nearest = _vector_leg(distance, _clause(where), path, knobs_count)
     vector_ranked = _ranked(
@@ -336,7 +345,7 @@ def hybrid_statement(
         "vector_leg",
     )
     # The exact path is taken for a filter that selects few chunks: score only theirs.
-    matched = _text_leg(where, text_match, selective=path == "exact")
+    matched = _text_leg(where, text_match, selective=path == "exact", bounded=True)
     text_ranked = _ranked(
         matched.c.id, matched.c.rank, (matched.c.rank.desc(), matched.c.id), "text_leg"
     )

@@ -403,3 +403,58 @@ def test_a_selective_filter_scores_only_its_chunks_with_the_same_results(store: 
     }
     assert "bm25_scores" in compiled[True] and "bm25_ranking" not in compiled[True]
     assert "bm25_ranking" in compiled[False]
+
+
+def test_hybrid_leaves_out_the_commonest_words_beyond_max_postings(store: Store) -> None:
+    # "common" is in every chunk, "shared" in a third, "rare" in two.
+    store.add(
+        [
+            DocumentInput(
+                f"m{i}",
+                " ".join(["common note", "shared" if i % 3 == 0 else "", "rare" if i < 2 else ""]),
+            )
+            for i in range(60)
+        ]
+    )
+    with store.session() as session:
+
+        def cutoff(terms: list[str], budget: int | None) -> list[str]:
+            return list(
+                session.execute(
+                    text("SELECT pgsearch.bm25_common_cutoff(:t, :b)"), {"t": terms, "b": budget}
+                ).scalar_one()
+            )
+
+        everything = ["common", "share", "rare", "absent"]
+        assert cutoff(everything, None) == everything  # no bound: the terms as given
+        assert cutoff(everything, 1000) == ["rare", "share", "common"]  # rarest first
+        assert cutoff(everything, 22) == ["rare", "share"]  # 2 + 20 postings
+        assert cutoff(everything, 21) == ["rare"]
+        assert cutoff(everything, 1) == ["rare"]  # the rarest always
+        assert cutoff(["absent"], 10) == []
+
+    query = "rare shared common"
+    exact = store.search(query, 60, "hybrid", max_postings=None)
+    bounded = store.search(query, 60, "hybrid", max_postings=22)
+    # Exact BM25 gives every chunk a keyword score ("common" is everywhere); bounded, only
+    # the chunks holding "rare" or "shared" have one.
+    assert all(r.text_score is not None for r in exact)
+    assert {r.external_id for r in bounded if r.text_score is not None} == {
+        f"m{i}" for i in range(60) if i % 3 == 0 or i < 2
+    }
+    assert store.search(query, 60, "hybrid") == exact  # the default bound is far above 60
+    with pytest.raises(InvalidSearchError, match="max_postings"):
+        store.search(query, 5, "hybrid", max_postings=0)
+
+    # The SQL function takes the same bound and returns the same rows.
+    vector = "[" + ",".join(map(str, store.embedder.embed_query(query))) + "]"  # type: ignore[union-attr]
+    with store.session() as session:
+        rows = session.execute(
+            text(
+                "SELECT chunk_id, text_score FROM pgsearch.hybrid_search(:q, CAST(:v AS vector),"
+                " 60, '{}', 60, 'convex', 0.5, 22)"
+            ),
+            {"q": query, "v": vector},
+        ).all()
+    assert [r.chunk_id for r in rows] == [r.chunk_id for r in bounded]
+    assert [r.text_score for r in rows] == [r.text_score for r in bounded]

@@ -91,11 +91,15 @@ def test_cli_round_trip_and_errors(
         ["--fusion", "rrf", "--rrf-k", "10"],
         ["--alpha", "0.2", "--title-weight", "3", "--variant", "honey bees"],
         ["--diversity", "0.5", "--text-match", "all"],
+        ["--max-postings", "1"],
+        ["--max-postings", "none"],
     ):
         assert main([*base, "search", "honey", "-k", "3", *extra]) == 0, extra
         assert "Bees  [1#0]" in capsys.readouterr().out
     assert main([*base, "search", "honey", "--alpha", "2"]) == 1
     assert "alpha must be a number from 0 to 1" in capsys.readouterr().err
+    assert main([*base, "search", "honey", "--max-postings", "0"]) == 1
+    assert "max_postings=0 is out of range" in capsys.readouterr().err
     assert main([*base, "search", "honey", "--mode", "fuzzy"]) == 1
     assert "unknown search mode 'fuzzy'" in capsys.readouterr().err
     assert main([*base, "ingest", str(tmp_path / "missing.txt")]) == 1

@@ -1104,7 +1104,7 @@ def test_plans_of_each_path(big_session: Session) -> None:
 PUBLIC_FUNCTIONS = {
     "filter_clause(jsonb)",
     "bm25_search(text,integer,jsonb,double precision,double precision)",
-    "hybrid_search(text,vector,integer,jsonb,integer,text,double precision)",
+    "hybrid_search(text,vector,integer,jsonb,integer,text,double precision,bigint)",
     "text_search(text,integer,jsonb)",
     "vector_search(vector,integer,jsonb)",
 }
@@ -1142,7 +1142,7 @@ def test_downgrade_drops_the_functions_and_upgrade_recreates_them(
             "SELECT provolatile, prosecdef, l.lanname FROM pg_proc p"
             " JOIN pg_language l ON l.oid = p.prolang"
             " WHERE p.oid ="
-            " 'pgsearch.hybrid_search(text,vector,integer,jsonb,integer,text,float8)'"
+            " 'pgsearch.hybrid_search(text,vector,integer,jsonb,integer,text,float8,int8)'"
             "::regprocedure"
         ).fetchone()
         assert volatility == ("v", False, "plpgsql")

@@ -158,6 +158,27 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgsearch.bm25_common_cutoff(terms text[], max_postings bigint)
+RETURNS text[]
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- The terms rarest first while their postings add up to at most max_postings (the rarest
+    -- always): the commonest words of a long query are left out, as Lucene's common-terms
+    -- query does, so a ranking over them reads a bounded number of postings. NULL: all.
+    SELECT CASE WHEN max_postings IS NULL THEN terms ELSE coalesce((
+        SELECT array_agg(b.lexeme ORDER BY b.df, b.lexeme)
+        FROM (
+            SELECT f.lexeme, f.df,
+                   sum(f.df) OVER (ORDER BY f.df, f.lexeme) AS running,
+                   row_number() OVER (ORDER BY f.df, f.lexeme) AS n
+            FROM (SELECT q.lexeme, sum(f.chunks) AS df
+                  FROM unnest(terms) AS q(lexeme)
+                  JOIN pgsearch.bm25_frequencies AS f ON f.lexeme = q.lexeme
+                  GROUP BY q.lexeme HAVING sum(f.chunks) > 0) AS f
+        ) AS b
+        WHERE b.running <= max_postings OR b.n = 1), '{}') END
+$$;
+
 CREATE FUNCTION pgsearch.bm25_ranking(
     terms text[], k1 double precision, b double precision,
     title_weight double precision DEFAULT 1,
@@ -492,7 +513,8 @@ CREATE FUNCTION pgsearch.hybrid_search(
     filter jsonb DEFAULT '{}',
     rrf_k integer DEFAULT 60,
     fusion text DEFAULT 'convex',
-    alpha double precision DEFAULT 0.5
+    alpha double precision DEFAULT 0.5,
+    max_postings bigint DEFAULT 30000
 )
 RETURNS TABLE ("""
     + _SEARCH_FUNCTIONS._RESULT_COLUMNS
@@ -531,6 +553,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023',
             MESSAGE = format('alpha = %s: use a number from 0 to 1', coalesce($7::text, 'NULL'));
     END IF;
+    IF $8 IS NOT NULL AND $8 < 1 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('max_postings = %s: use a positive number, or NULL for no bound', $8);
+    END IF;
     -- Each leg ranks max(4k, 40) chunks, at most MAX_K (1000), and never fewer than k.
     depth := greatest(least(greatest(4 * $3, 40), 1000), $3);
     compiled := pgsearch.filter_clause($4);
@@ -560,8 +586,8 @@ BEGIN
             '    FROM (SELECT matched.id, matched.rank AS score,'
             '                 row_number() OVER (ORDER BY matched.rank DESC, matched.id) AS rank'
             '          FROM (SELECT c.id, r.score AS rank'
-            '                FROM pgsearch.bm25_ranking(pgsearch.text_terms($4, $3),'
-            '                                           1.2, 0.75, 2) AS r'
+            '                FROM pgsearch.bm25_ranking(pgsearch.bm25_common_cutoff('
+            '                         pgsearch.text_terms($4, $3), $9), 1.2, 0.75, 2) AS r'
             '                JOIN pgsearch.chunks c ON c.id = r.chunk_id'
             '                WHERE %2$s'
             '                ORDER BY rank DESC, c.id LIMIT $5) AS matched) AS s'
@@ -588,7 +614,7 @@ BEGIN
                  ELSE '$8 * coalesce(v.normalised, 0) + (1 - $8) * coalesce(t.normalised, 0)'
             END)
             INTO ids, scores, vector_ranks, text_ranks, vector_scores, text_scores
-            USING compiled.args, $2, $1, store.text_config, depth, $3, $5, $7;
+            USING compiled.args, $2, $1, store.text_config, depth, $3, $5, $7, $8;
         EXIT WHEN path = 'exact' OR coalesce(cardinality(ids), 0) >= $3;
         -- Never short: an HNSW scan can stop before it has seen every matching chunk.
         RAISE DEBUG 'pgsearch.hybrid_search: hnsw path found % of % rows, exact path',
@@ -677,9 +703,16 @@ _COMMENTS = {
         " query's terms, title and body alike, no misspelling fallback. The same rows as"
         " pgsearch's Python search in bm25 mode."
     ),
-    "pgsearch.hybrid_search(text, vector, integer, jsonb, integer, text, double precision)": (
+    "pgsearch.bm25_common_cutoff(text[], bigint)": (
+        "A query's terms, rarest first, while their postings add up to at most max_postings"
+        " (the rarest always; NULL: every term): hybrid_search's bound on its BM25 leg's work."
+    ),
+    "pgsearch.hybrid_search(text, vector, integer, jsonb, integer, text, double precision,"
+    " bigint)": (
         "A vector leg (query_embedding, routed like vector_search) and a BM25 leg (as"
-        " text_search), each ranking max(4k, 40) chunks (at most 1000) that pass filter, fused:"
+        " text_search, over bm25_common_cutoff(terms, max_postings): the commonest words of a"
+        " query whose words hold more than max_postings postings are left out, default 30000,"
+        " NULL for none), each ranking max(4k, 40) chunks (at most 1000) that pass filter, fused:"
         " convex (default), alpha * the vector score + (1 - alpha) * the BM25 score, each"
         " min-max normalised over its leg's candidates (0 where absent); or rrf, the sum of"
         " 1 / (rrf_k + rank) over the legs. Each row carries both legs' ranks and scores (NULL"
@@ -770,7 +803,7 @@ def downgrade() -> None:
     )
     op.execute(
         "DROP FUNCTION pgsearch.hybrid_search("
-        "text, vector, integer, jsonb, integer, text, double precision)"
+        "text, vector, integer, jsonb, integer, text, double precision, bigint)"
     )
     op.execute(_SEARCH_FUNCTIONS._HYBRID_SEARCH)
     op.execute(_replaced(_SEARCH_FUNCTIONS._TEXT_SEARCH))
@@ -795,6 +828,7 @@ def downgrade() -> None:
         DROP FUNCTION pgsearch._bm25_scores(
             text[], double precision[], integer, double precision, double precision,
             double precision, double precision);
+        DROP FUNCTION pgsearch.bm25_common_cutoff(text[], bigint);
         DROP FUNCTION pgsearch.text_terms(regconfig, text);
         DROP FUNCTION pgsearch._bm25_round(double precision);
         DROP FUNCTION pgsearch._bm25_weight(
