@@ -1046,6 +1046,28 @@ def test_routing_matches_python(big_session: Session, function: str) -> None:
     assert [r["chunk_id"] for r in rows] == _exact_ids(big_session, {"bucket": 7}, 12)
 
 
+@pytest.mark.parametrize("mode", ["text", "bm25"])
+def test_text_functions_route_filters_as_python_does(big_session: Session, mode: str) -> None:
+    """No filter: MaxScore top k; a selective filter: its chunks scored; a broad one: every
+    chunk holding a word ranked, then filtered. Each path returns Python's rows."""
+    repository = SearchRepository(big_session)
+    statement = TEXT_SQL if mode == "text" else TEXT_SQL.replace("text_search", "bm25_search")
+    estimates: list[int | None] = []
+    for filter_ in ({"bucket": 7}, {"bucket": {"$ne": 7}}, {"half": 1}, {}):
+        rows = _sql(big_session, statement, q="chunk 1007 7", k=10, f=json.dumps(filter_))
+        expected = repository.search("chunk 1007 7", 10, mode, filter=filter_)
+        assert [r["chunk_id"] for r in rows] == [r.chunk_id for r in expected], filter_
+        assert [r["score"] for r in rows] == pytest.approx([r.score for r in expected])
+        assert len(rows) == 10
+        estimates.append(expected.estimated_rows)
+    # Both sides of exact_threshold (10,000) were taken: scored alone, ranked then filtered.
+    assert (
+        min(e for e in estimates if e is not None)
+        <= 10_000
+        < max(e for e in estimates if e is not None)
+    ), estimates
+
+
 @pytest.mark.parametrize("function", ["vector", "hybrid"])
 def test_hnsw_path_that_comes_back_short_runs_the_exact_path(
     big_session: Session, function: str

@@ -453,55 +453,88 @@ HAVING count(*) > 0
 """
 
 
-# The BM25 leg of the SQL search functions, as text mode runs it in Python: chunks with any of
-# the query's terms, by BM25. $3 is the query, $4 the text configuration.
-_RANKING = "pgsearch.bm25_ranking(pgsearch.%s($4, $3), %s, %s, %s) AS r"
-_TEXT_RANKING = _RANKING % ("text_terms", "1.2", "0.75", "2")
-_JOIN = " JOIN pgsearch.chunks c ON c.id = r.chunk_id"
+# The BM25 leg of the SQL search functions, routed as text mode is in Python: no filter,
+# bm25_top (MaxScore); a filter the planner expects to select at most 10,000 chunks
+# (DEFAULT_EXACT_THRESHOLD), bm25_scores of those chunks; another, bm25_ranking, then the
+# filter. __TERMS__ and __PARAMETERS__ are the terms and (k1, b, title_weight) of each function.
+_TEXT_LEG = r"""
+    route := pgsearch._vector_route(compiled.clause, compiled.args, filtered);
+    ranking := CASE
+        WHEN NOT filtered THEN 'pgsearch.bm25_top(__TERMS__, $5, __PARAMETERS__)'
+        WHEN route.path = 'exact' THEN format(
+            'pgsearch.bm25_scores(__TERMS__, ARRAY(SELECT c.id FROM pgsearch.chunks c'
+            ' WHERE %s), __PARAMETERS__)', compiled.clause)
+        ELSE 'pgsearch.bm25_ranking(__TERMS__, __PARAMETERS__)'
+    END;
+    RETURN QUERY EXECUTE format(
+        'SELECT c.id, d.external_id, d.title, c.position, c.content, c.metadata,'
+        ' CAST(matched.rank AS double precision)'
+        ' FROM (SELECT c.id, r.score AS rank'
+        '       FROM %s AS r JOIN pgsearch.chunks c ON c.id = r.chunk_id'
+        '       WHERE %s'
+        '       ORDER BY rank DESC, c.id LIMIT $5) AS matched'
+        ' JOIN pgsearch.chunks c ON c.id = matched.id'
+        ' JOIN pgsearch.documents d ON d.id = c.document_id'
+        ' ORDER BY matched.rank DESC, c.id', ranking, compiled.clause)
+        USING compiled.args, NULL::vector, $1, store.text_config, $2__USING__;
+"""
 
 
-def _replaced(sql: str, *pairs: tuple[str, str]) -> str:
-    sql = sql.replace("CREATE FUNCTION ", "CREATE OR REPLACE FUNCTION ", 1)
-    for old, new in pairs:
-        assert old in sql, old
-        sql = sql.replace(old, new)
-    return sql
+def _text_function(signature: str, check: str, terms: str, parameters: str, using: str) -> str:
+    leg = (
+        _TEXT_LEG.replace("__TERMS__", terms)
+        .replace("__PARAMETERS__", parameters)
+        .replace("__USING__", using)
+    )
+    columns: str = _SEARCH_FUNCTIONS._RESULT_COLUMNS
+    return (
+        f"""
+CREATE OR REPLACE FUNCTION {signature}
+RETURNS TABLE ("""
+        + columns
+        + f"""
+)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+AS $$
+#variable_conflict use_column
+DECLARE
+    store record;
+    compiled record;
+    route record;
+    ranking text;
+    filtered boolean := $3 IS NOT NULL AND $3 <> '{{}}';
+BEGIN
+    {check}
+    PERFORM pgsearch._check_range('k', $2, 1, 1000);
+    compiled := pgsearch.filter_clause($3);
+    store := pgsearch._search_store(NULL);"""
+        + leg
+        + """END
+$$
+"""
+    )
 
 
-_TEXT_SEARCH = _replaced(
-    _SEARCH_FUNCTIONS._TEXT_SEARCH,
-    ("ts_rank_cd(c.tsv, (SELECT websearch_to_tsquery($4, $3))) AS rank", "r.score AS rank"),
-    (
-        "FROM pgsearch.chunks c'\n        '       WHERE c.tsv @@ websearch_to_tsquery($4, $3)"
-        " AND %s'",
-        "FROM " + _TEXT_RANKING + _JOIN + "'\n        '       WHERE %s'",
-    ),
+_TEXT_SEARCH = _text_function(
+    "pgsearch.text_search(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')",
+    "PERFORM pgsearch._check_query($1, 'text');",
+    "pgsearch.text_terms($4, $3)",
+    "1.2, 0.75, 2",
+    "",
 )
 
-_BM25_SEARCH = _replaced(
-    _TEXT_SEARCH,
-    (
-        "pgsearch.text_search(query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}')",
-        "pgsearch.bm25_search(\n    query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}',"
-        "\n    k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75\n)",
-    ),
-    (
-        "PERFORM pgsearch._check_query($1, 'text');",
-        "PERFORM pgsearch._check_query($1, 'bm25');\n"
-        "    IF NOT ($4 BETWEEN 0 AND 100 AND $5 BETWEEN 0 AND 1) THEN\n"
-        "        RAISE EXCEPTION USING ERRCODE = '22023',\n"
-        "            MESSAGE = format('k1 = %s, b = %s: use k1 from 0 to 100, b from 0 to 1',\n"
-        "                $4, $5);\n"
-        "    END IF;",
-    ),
-    (
-        _TEXT_RANKING.removesuffix(" AS r"),
-        (_RANKING % ("query_lexemes", "$6", "$7", "1")).removesuffix(" AS r"),
-    ),
-    (
-        "USING compiled.args, NULL::vector, $1, store.text_config, $2;",
-        "USING compiled.args, NULL::vector, $1, store.text_config, $2, $4, $5;",
-    ),
+_BM25_SEARCH = _text_function(
+    "pgsearch.bm25_search(\n    query text, k integer DEFAULT 10, filter jsonb DEFAULT '{}',"
+    "\n    k1 double precision DEFAULT 1.2, b double precision DEFAULT 0.75\n)",
+    "PERFORM pgsearch._check_query($1, 'bm25');\n"
+    "    IF NOT ($4 BETWEEN 0 AND 100 AND $5 BETWEEN 0 AND 1) THEN\n"
+    "        RAISE EXCEPTION USING ERRCODE = '22023',\n"
+    "            MESSAGE = format('k1 = %s, b = %s: use k1 from 0 to 100, b from 0 to 1',\n"
+    "                $4, $5);\n"
+    "    END IF;",
+    "pgsearch.query_lexemes($4, $3)",
+    "$6, $7, 1",
+    ", $4, $5",
 )
 
 _HYBRID_SEARCH = (
@@ -806,7 +839,10 @@ def downgrade() -> None:
         "text, vector, integer, jsonb, integer, text, double precision, bigint)"
     )
     op.execute(_SEARCH_FUNCTIONS._HYBRID_SEARCH)
-    op.execute(_replaced(_SEARCH_FUNCTIONS._TEXT_SEARCH))
+    # The same signature: 0002's definition replaces 0005's.
+    op.execute(
+        _SEARCH_FUNCTIONS._TEXT_SEARCH.replace("CREATE FUNCTION ", "CREATE OR REPLACE FUNCTION ", 1)
+    )
     for signature, comment in _SEARCH_FUNCTIONS._COMMENTS.items():
         if signature.startswith(("pgsearch.text_search", "pgsearch.hybrid_search")):
             op.execute(f"COMMENT ON FUNCTION {signature} IS {_SEARCH_FUNCTIONS._quote(comment)}")
