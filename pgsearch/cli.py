@@ -371,7 +371,14 @@ def _search(store: Store, args: argparse.Namespace) -> None:
 
 def _explanation(request: SearchRequest, results: SearchResults) -> str:
     if results.path == "text":
-        return "path: text (GIN index on the tsvector)"
+        if results.estimated_rows is None:
+            return "path: text (BM25 over the postings of the query's words)"
+        selective = results.estimated_rows <= request.exact_threshold
+        how = "scored alone" if selective else "every chunk holding a word ranked, then filtered"
+        return (
+            f"path: text (BM25; the planner expects {results.estimated_rows} chunks to pass"
+            f" the filter: {how})"
+        )
     if request.exact:
         return "path: exact (asked for with --exact)"
     if results.estimated_rows is None:

@@ -199,9 +199,10 @@ class SearchRequest:
         variants: Other phrasings of the query, searched too; the rankings are fused by RRF
             (see :mod:`pgsearch.search.stages`). At most 10 with ``expand``'s and
             ``query_vectors``.
-        query_vectors: Other query vectors, searched too in vector and hybrid modes (the
-            hybrid keyword leg takes the query text); fused by RRF with the others. Each is
-            checked as ``query_vector`` is.
+        query_vectors: Other query vectors (a list, or a 2-D array of rows), each searched
+            in vector mode and fused by RRF with the other rankings (in hybrid mode the
+            keyword leg runs once, with the query text). Each is checked as ``query_vector``
+            is.
         expand: A callable that returns variants of the query (an LLM prompt, say).
         reranker: Re-scores the candidates: a callable ``(query, texts) -> scores`` or a
             sentence-transformers ``CrossEncoder`` (e.g.
@@ -354,8 +355,9 @@ class SearchRequest:
     @property
     def has_stages(self) -> bool:
         """Whether stages run after retrieval (variants, re-ranking, MMR)."""
-        extra = self.variants or self.query_vectors or self.expand
-        return bool(extra or self.reranker is not None) or (self.diversity is not None)
+        vectors = self.query_vectors is not None and len(self.query_vectors) > 0
+        extra = bool(self.variants) or vectors or self.expand is not None
+        return extra or self.reranker is not None or (self.diversity is not None)
 
     @property
     def resolved_title_weight(self) -> float:

@@ -71,6 +71,8 @@ def hybrid(
     knobs: int,
     text_match: TextMatch,
     fusion: Fusion,
+    selective: bool = False,
 ) -> Select[Any]:
-    """Hybrid mode's statement for the filter ``key``, path, knobs, keyword match, fusion."""
-    return hybrid_statement(distance, _where(key), path, knobs, text_match, fusion)
+    """Hybrid mode's statement for the filter ``key``, path, knobs, keyword match, fusion,
+    and whether the filter is ``selective`` (its chunks alone are scored by BM25)."""
+    return hybrid_statement(distance, _where(key), path, knobs, text_match, fusion, selective)

@@ -150,8 +150,13 @@ def _with_stages(
             _retrieve(connection, store, replace(base, query=q, query_vector=None), embedder)
             for q in queries[1:]
         ]
+        # Each extra vector is a vector search: in hybrid mode the keyword leg ran once
+        # already, and running it again per vector would count its evidence again.
         rankings += [
-            _retrieve(connection, store, replace(base, query_vector=v), embedder) for v in vectors
+            _retrieve(
+                connection, store, replace(base, mode=SearchMode.VECTOR, query_vector=v), embedder
+            )
+            for v in vectors
         ]
         results = stages.fuse_rankings(rankings, request.rrf_k)[: base.k]
     if request.reranker is not None:
@@ -179,13 +184,13 @@ def _retrieve(
     }
     if mode in (SearchMode.TEXT, SearchMode.BM25):
         bm25 = mode is SearchMode.BM25
+        match = "any" if bm25 else request.text_match
         text_estimate = None
-        if key is not None:
+        if key is not None and match == "any":  # half and all select through the tsquery
             # A filter that selects few chunks: score those, not every chunk holding a word.
             with translate_errors():
                 text_estimate = estimate_rows(connection, key)
         selective = text_estimate is not None and text_estimate <= request.exact_threshold
-        match = "any" if bm25 else request.text_match
         statement = prepared.text(key, match, not bm25, selective)
 
         def fetch_text(limit: int, path: VectorPath) -> list[SearchResult]:
@@ -199,7 +204,8 @@ def _retrieve(
         register_binary_vectors(connection)
         estimate = None
         path: VectorPath = "exact" if request.exact else "hnsw"
-        if key is not None and not request.exact:
+        # Hybrid's keyword leg routes on the estimate too, even on a forced exact path.
+        if key is not None and (not request.exact or mode is SearchMode.HYBRID):
             estimate = estimate_rows(connection, key)
             if estimate <= request.exact_threshold:
                 path = "exact"
@@ -215,8 +221,9 @@ def _retrieve(
             values["rrf_k"] = request.rrf_k
             values["alpha"] = float(request.alpha)
             values["max_postings"] = request.max_postings
+            selective = estimate is not None and estimate <= request.exact_threshold
             statement = prepared.hybrid(
-                key, store.distance, leg_path, knobs, request.text_match, request.fusion
+                key, store.distance, leg_path, knobs, request.text_match, request.fusion, selective
             )
         return _rows_to_results(connection.execute(statement, values).all())
 

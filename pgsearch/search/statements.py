@@ -303,7 +303,8 @@ def _text_leg(
 
 
 def keyword_leg(where: Filter = None, text_match: TextMatch = "any") -> Select[Any]:
-    """Hybrid search's keyword leg on its own: ``(id, rank)`` of the best ``limit`` chunks."""
+    """Text mode's keyword leg on its own (hybrid's without its ``max_postings`` bound):
+    ``(id, rank)`` of the best ``limit`` chunks."""
     leg = _text_leg(where, text_match)
     return select(leg.c.id, leg.c.rank)
 
@@ -327,8 +328,10 @@ def hybrid_statement(
     knobs_count: int,
     text_match: TextMatch,
     fusion: Fusion = "convex",
+    selective: bool = False,
 ) -> Select[Any]:
-    """The vector and keyword legs, fused in one statement.
+    """The vector and keyword legs, fused in one statement (``selective``: the filter selects
+    few chunks, and the keyword leg scores those alone).
 
     Each leg ranks its best ``limit`` chunks that pass the filter. ``convex``: a chunk scores
     ``alpha * v + (1 - alpha) * t``, where ``v`` and ``t`` are its leg scores min-max
@@ -344,8 +347,7 @@ def hybrid_statement(
         (nearest.c.distance, nearest.c.id),
         "vector_leg",
     )
-    # The exact path is taken for a filter that selects few chunks: score only theirs.
-    matched = _text_leg(where, text_match, selective=path == "exact", bounded=True)
+    matched = _text_leg(where, text_match, selective=selective, bounded=True)
     text_ranked = _ranked(
         matched.c.id, matched.c.rank, (matched.c.rank.desc(), matched.c.id), "text_leg"
     )

@@ -125,10 +125,19 @@ def test_several_query_vectors_are_fused_by_rrf(store: Store) -> None:
     singles = [
         store.search("honey", 40, "hybrid"),
         store.search("nectar", 40, "hybrid"),
-        store.search("honey", 40, "hybrid", query_vector=bread),
+        store.search(k=40, mode="vector", query_vector=bread),  # the keyword leg runs once
     ]
     expected = reciprocal_rank_fusion([[r.chunk_id for r in s] for s in singles], 60)[:4]
     assert [r.chunk_id for r in mixed] == [chunk for chunk, _ in expected]
+
+    # A 2-D array of query vectors (an embedder's output) works as a list does.
+    stacked = store.search(
+        k=4, mode="vector", query_vector=honey, query_vectors=embedder.embed_documents(["bread"])
+    )
+    listed = store.search(
+        k=4, mode="vector", query_vector=honey, query_vectors=[embedder.embed_query("bread")]
+    )
+    assert [r.chunk_id for r in stacked] == [r.chunk_id for r in listed]
 
     with pytest.raises(InvalidSearchError, match="vector or hybrid mode"):
         store.search("honey", 4, "text", query_vectors=[bread])
