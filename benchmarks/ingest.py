@@ -22,8 +22,9 @@ Cases, each in a child process of its own so that its peak RSS is its own:
   per batch, into a table with pgsearch.chunks' columns and its HNSW (cosine, m 16,
   ef_construction 64), GIN tsv and GIN jsonb_path_ops metadata indexes; each half timed;
 * raw COPY, then index: the same COPY into the table without indexes, then the three indexes
-  built with maintenance_work_mem = 1GB; then, timed apart, what pgsearch's BM25 adds, built
-  set-based (a postings table from ``unnest(tsv)`` and its B-tree): the like-for-like figure;
+  built with maintenance_work_mem = 1GB; then, timed apart, the core of what pgsearch's BM25
+  adds, built set-based (a postings table from ``unnest(tsv)`` and its B-tree; not the title
+  frequencies, ledgers and trigram vocabulary pgsearch also keeps): a closer baseline;
 * langchain-postgres 0.0.19 ``PGVector.add_embeddings``, in a virtualenv of its own
   (--data-dir/lc-venv, made on first use), with an HNSW index (same m, ef_construction) created
   before the load.
@@ -83,8 +84,10 @@ RAW_INDEXES = {
     "gin tsv": "CREATE INDEX chunks_tsv ON chunks USING gin (tsv)",
     "gin metadata": "CREATE INDEX chunks_metadata ON chunks USING gin (metadata jsonb_path_ops)",
 }
-# What pgsearch's BM25 adds to the raw table, built set-based after the load: a posting per
-# (lexeme, chunk) with the lexeme's frequency and the chunk's length, under a B-tree.
+# The core of what pgsearch's BM25 adds to the raw table, built set-based after the load: a
+# posting per (lexeme, chunk) with the lexeme's frequency and the chunk's length, under a
+# B-tree. pgsearch also keeps title frequencies, the frequency and totals ledgers and the
+# trigram vocabulary: this baseline does less than pgsearch, not more.
 RAW_POSTINGS = [
     "CREATE TABLE postings AS SELECT u.lexeme, c.id AS chunk_id,"
     " cardinality(u.positions) AS frequency,"
@@ -333,7 +336,7 @@ def table(header: list[str], rows: list[list[str]]) -> None:
 
 def raw_overall(got: dict[str, Any], postings: bool = False) -> dict[str, Any] | None:
     """Raw COPY then index, as one figure: COPY plus every index build (with ``postings``,
-    plus the BM25 postings table and its B-tree: like for like with pgsearch's store)."""
+    plus the BM25 postings table and its B-tree: closer to what pgsearch builds)."""
     then_index = got.get("raw then index")
     if then_index is None:
         return None
@@ -396,7 +399,7 @@ def targets(dataset: str, got: dict[str, Any]) -> None:
     checks = [
         ("first load >= 0.85x raw COPY then index", first, overall, 0.85),
         (
-            "first load >= 0.85x raw COPY then index + BM25 postings (like for like)",
+            "first load >= 0.85x raw COPY then index + BM25 postings (closer baseline)",
             first,
             rate(raw_overall(got, postings=True)),
             0.85,
@@ -508,7 +511,7 @@ def main() -> None:
   pgsearch also writes its documents table (B-tree on external_id, GIN on metadata).
 * incremental: into a store (table) already holding the first half; rows = the second half.
 * vs raw: first load / raw COPY then index (overall), and / the same plus BM25 postings
-  (pgsearch's store holds them: like for like); incremental / raw COPY with the same
+  (pgsearch's store holds them: a closer baseline); incremental / raw COPY with the same
   indexes, second half. vs LangChain: pgsearch / add_embeddings into an HNSW-indexed collection.
 * peak RSS: ru_maxrss of the loading process (a child of its own per case), before the first
   batch -> after the last.

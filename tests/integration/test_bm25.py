@@ -12,7 +12,8 @@ from typing import Any
 import psycopg
 import psycopg.sql
 import pytest
-from sqlalchemy import URL, text
+from sqlalchemy import URL, event, text
+from sqlalchemy.exc import DBAPIError
 
 from pgsearch import DocumentInput, HashingEmbedder, InvalidSearchError, Store
 from pgsearch.search import prepared
@@ -390,8 +391,10 @@ def test_a_selective_filter_scores_only_its_chunks_with_the_same_results(store: 
     for mode in ("text", "bm25", "hybrid"):
         # exact_threshold 0: no filter counts as selective, every chunk holding a word is
         # ranked and then filtered; the default routes this 2 % filter to scoring its chunks.
-        ranked = store.search("cats purr", 5, mode, filter=rare, exact_threshold=0)
-        scored = store.search("cats purr", 5, mode, filter=rare)
+        # (exact: hybrid's vector leg takes the exact path both times.)
+        exact = mode == "hybrid"
+        ranked = store.search("cats purr", 5, mode, filter=rare, exact_threshold=0, exact=exact)
+        scored = store.search("cats purr", 5, mode, filter=rare, exact=exact)
         assert [(r.chunk_id, r.score) for r in scored] == [
             (r.chunk_id, pytest.approx(r.score)) for r in ranked
         ]
@@ -403,6 +406,20 @@ def test_a_selective_filter_scores_only_its_chunks_with_the_same_results(store: 
     }
     assert "bm25_scores" in compiled[True] and "bm25_ranking" not in compiled[True]
     assert "bm25_ranking" in compiled[False]
+    # Which BM25 function each routing runs: the statements SQLAlchemy sends.
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        for threshold, function in ((0, "bm25_ranking"), (10_000, "bm25_scores")):
+            sent.clear()
+            store.search("cats purr", 5, "text", filter=rare, exact_threshold=threshold)
+            assert next(s for s in sent if "pgsearch.bm25_" in s).count(function) == 1, sent
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
 
 
 def test_hybrid_leaves_out_the_commonest_words_beyond_max_postings(store: Store) -> None:
@@ -458,3 +475,63 @@ def test_hybrid_leaves_out_the_commonest_words_beyond_max_postings(store: Store)
         ).all()
     assert [r.chunk_id for r in rows] == [r.chunk_id for r in bounded]
     assert [r.text_score for r in rows] == [r.text_score for r in bounded]
+    with store.session() as session:
+        unbounded = session.execute(
+            text(
+                "SELECT chunk_id FROM pgsearch.hybrid_search(:q, CAST(:v AS vector),"
+                " 60, '{}', 60, 'convex', 0.5, NULL)"
+            ),
+            {"q": query, "v": vector},
+        ).all()
+        assert [r.chunk_id for r in unbounded] == [r.chunk_id for r in exact]
+        with pytest.raises(DBAPIError, match="max_postings = 0"):
+            session.execute(
+                text(
+                    "SELECT * FROM pgsearch.hybrid_search(:q, CAST(:v AS vector), 5,"
+                    " '{}', 60, 'convex', 0.5, 0)"
+                ),
+                {"q": query, "v": vector},
+            )
+
+
+def test_bm25_top_stops_early_when_the_rare_terms_decide(store: Store) -> None:
+    """MaxScore's early exit, exact: a few chunks hold rare words, every chunk common ones."""
+    store.add(
+        [
+            DocumentInput(
+                f"e{i}",
+                "common filler words here"
+                + (" zebra" if i < 3 else "")
+                + (" yak" if 3 <= i < 13 else ""),
+            )
+            for i in range(300)
+        ]
+    )
+    with store.session() as session:
+        messages: list[str] = []
+        dbapi: Any = session.connection().connection.dbapi_connection
+        dbapi.add_notice_handler(lambda d: messages.append(str(d.message_primary)))
+        session.execute(text("SET LOCAL client_min_messages = debug1"))
+        for query, k, decided in (
+            ("zebra common filler", 2, "holding 1 of 3 terms"),
+            ("zebra yak common filler words", 5, "holding 2 of 5 terms"),
+            ("common filler", 5, "every posting of the 2 terms"),
+        ):
+            terms = session.execute(
+                text("SELECT pgsearch.query_lexemes('english', :q)"), {"q": query}
+            ).scalar()
+            messages.clear()
+            top = session.execute(
+                text("SELECT chunk_id, score FROM pgsearch.bm25_top(:t, :k, 1.2, 0.75, 1)"),
+                {"t": terms, "k": k},
+            ).all()
+            exits = [m for m in messages if m.startswith("pgsearch.bm25_top")]
+            assert len(exits) == 1 and decided in exits[0], (query, exits)
+            full = session.execute(
+                text(
+                    "SELECT chunk_id, score FROM pgsearch.bm25_ranking(:t, 1.2, 0.75, 1)"
+                    " ORDER BY score DESC, chunk_id LIMIT :k"
+                ),
+                {"t": terms, "k": k},
+            ).all()
+            assert [tuple(r) for r in top] == [tuple(r) for r in full], query

@@ -164,17 +164,18 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     -- The terms rarest first while their postings add up to at most max_postings (the rarest
     -- always): the commonest words of a long query are left out, as Lucene's common-terms
-    -- query does, so a ranking over them reads a bounded number of postings. NULL: all.
+    -- query does, so a ranking over them reads a bounded number of postings. A NULL bound
+    -- returns the terms as given.
     SELECT CASE WHEN max_postings IS NULL THEN terms ELSE coalesce((
         SELECT array_agg(b.lexeme ORDER BY b.df, b.lexeme)
         FROM (
             SELECT f.lexeme, f.df,
                    sum(f.df) OVER (ORDER BY f.df, f.lexeme) AS running,
                    row_number() OVER (ORDER BY f.df, f.lexeme) AS n
-            FROM (SELECT q.lexeme, sum(f.chunks) AS df
-                  FROM unnest(terms) AS q(lexeme)
-                  JOIN pgsearch.bm25_frequencies AS f ON f.lexeme = q.lexeme
-                  GROUP BY q.lexeme HAVING sum(f.chunks) > 0) AS f
+            FROM (SELECT f.lexeme, sum(f.chunks) AS df
+                  FROM pgsearch.bm25_frequencies AS f
+                  WHERE f.lexeme = ANY(terms)
+                  GROUP BY f.lexeme HAVING sum(f.chunks) > 0) AS f
         ) AS b
         WHERE b.running <= max_postings OR b.n = 1), '{}') END
 $$;
@@ -218,7 +219,9 @@ AS $$
 -- reading every posting of common words (MaxScore, Turtle & Flood 1995). A term adds at most
 -- idf * (k1 + 1) to a score. Terms go rarest first; the chunks holding one of the first m are
 -- scored exactly (over all the terms), and once the k-th best of them beats what the other
--- terms together could add, no chunk holding only those could enter the top k.
+-- terms together could add, no chunk holding only those could enter the top k. Once the
+-- candidates' terms hold a tenth of the query's postings, one pass over them all is cheaper
+-- than probing the candidates, and gives the same top k.
 #variable_conflict use_column
 DECLARE
     total double precision;
@@ -237,10 +240,10 @@ BEGIN
            array_agg(pgsearch._bm25_idf(total, f.df) ORDER BY f.df, f.lexeme),
            array_agg(f.df ORDER BY f.df, f.lexeme), sum(f.df)
     INTO ordered, idfs, dfs, all_postings
-    FROM (SELECT q.lexeme, CAST(sum(f.chunks) AS double precision) AS df
-          FROM unnest(terms) AS q(lexeme)
-          JOIN pgsearch.bm25_frequencies AS f ON f.lexeme = q.lexeme
-          GROUP BY q.lexeme HAVING sum(f.chunks) > 0) AS f;
+    FROM (SELECT f.lexeme, CAST(sum(f.chunks) AS double precision) AS df
+          FROM pgsearch.bm25_frequencies AS f
+          WHERE f.lexeme = ANY(terms)
+          GROUP BY f.lexeme HAVING sum(f.chunks) > 0) AS f;
     IF ordered IS NULL OR k < 1 THEN
         RETURN;
     END IF;
@@ -254,6 +257,8 @@ BEGIN
             -- Every term's postings, scored in one pass without a candidate list: cheaper
             -- than probing the postings of candidates that hold a tenth of them (measured
             -- 4x per posting on the Debian set).
+            RAISE DEBUG 'pgsearch.bm25_top: every posting of the % terms scored',
+                cardinality(ordered);
             RETURN QUERY
             SELECT r.chunk_id, r.score
             FROM pgsearch.bm25_ranking(ordered, k1, b, title_weight) AS r
@@ -279,6 +284,8 @@ BEGIN
             END LOOP;
         END IF;
     END LOOP;
+    RAISE DEBUG 'pgsearch.bm25_top: the chunks holding % of % terms decided the top %',
+        m, cardinality(ordered), k;
     RETURN QUERY
     SELECT t.chunk_id, t.score FROM unnest(best_ids, best_scores) AS t(chunk_id, score);
 END
@@ -702,7 +709,8 @@ _COMMENTS = {
     "pgsearch.bm25_top(text[], integer, double precision, double precision, double precision)": (
         "The k best chunks by BM25 for the terms: the same rows and scores as the best k of"
         " bm25_ranking, found by MaxScore: terms rarest first, stopping once the chunks holding"
-        " only the remaining (common) terms cannot reach the k-th best score."
+        " only the remaining (common) terms cannot reach the k-th best score (one pass over"
+        " every posting once the candidates' terms hold a tenth of them)."
     ),
     "pgsearch.bm25_scores(text[], bigint[], double precision, double precision,"
     " double precision)": (
@@ -738,7 +746,8 @@ _COMMENTS = {
     ),
     "pgsearch.bm25_common_cutoff(text[], bigint)": (
         "A query's terms, rarest first, while their postings add up to at most max_postings"
-        " (the rarest always; NULL: every term): hybrid_search's bound on its BM25 leg's work."
+        " (the rarest always; a NULL bound returns the terms as given): hybrid_search's bound"
+        " on its BM25 leg's work."
     ),
     "pgsearch.hybrid_search(text, vector, integer, jsonb, integer, text, double precision,"
     " bigint)": (
