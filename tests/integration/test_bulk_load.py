@@ -259,3 +259,19 @@ def test_bm25_statistics_stay_exact_through_a_bulk_load_with_replacements(store:
     assert {r.external_id for r in store.search("wasps", 20, "bm25")} == {
         f"d{i}" for i in range(10)
     }
+
+
+def test_a_graph_that_outgrows_maintenance_work_mem_is_logged(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pgvector tells the client when the HNSW graph no longer fits (the build then slows
+    # several times): pgsearch passes the notice on as a warning that names the index.
+    settings = IndexBuildSettings("1MB", max_parallel_maintenance_workers=0)
+    with caplog.at_level("WARNING", logger="pgsearch.bulk_load"), store.bulk_load(settings):
+        store.upsert(_docs(4000))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "building pgsearch.ix_chunks_embedding_hnsw" in w and "maintenance_work_mem" in w
+        for w in warnings
+    ), warnings
+    assert store.deferred_indexes() == []
