@@ -50,7 +50,7 @@ _log = logging.getLogger(__name__)
 _LOCK_KEY = 0x7067736561726368
 
 # An HNSW build is fastest while its graph fits in maintenance_work_mem (pgvector's notice says
-# so when it does not, and pgsearch logs it as a warning). 1 GB holds the graph of about 640k
+# so when it does not, and pgsearch logs it as a warning). 1 GB holds the graph of about 600k
 # 384-d vectors at m = 16 (measured: past that, a 1M-row build slowed to ~10k rows a minute);
 # it is only allocated as the graph grows, and only for the build.
 DEFAULT_MAINTENANCE_WORK_MEM = "1GB"
