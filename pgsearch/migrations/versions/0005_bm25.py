@@ -117,6 +117,18 @@ AS $$
     SELECT ln(1 + (chunks - df + 0.5) / (df + 0.5))
 $$;
 
+CREATE FUNCTION pgsearch._bm25_idfs(terms text[], OUT lexeme text, OUT idf double precision)
+RETURNS SETOF record
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- Each term held by some chunk, once, with its idf from the frequency ledger.
+    SELECT f.lexeme, pgsearch._bm25_idf(t.chunks, CAST(sum(f.chunks) AS double precision))
+    FROM pgsearch.bm25_frequencies AS f, pgsearch._bm25_totals() AS t
+    WHERE f.lexeme = ANY(terms)
+    GROUP BY f.lexeme, t.chunks
+    HAVING sum(f.chunks) > 0
+$$;
+
 CREATE FUNCTION pgsearch._bm25_weight(
     idf double precision, frequency integer, title_frequency integer, chunk_tokens integer,
     k1 double precision, b double precision, title_weight double precision,
@@ -192,14 +204,7 @@ AS $$
     -- the terms in it. Each term's idf is computed once, from the frequency ledger, and its
     -- postings are read once, in index order.
     WITH totals AS MATERIALIZED (SELECT * FROM pgsearch._bm25_totals()),
-    idf AS MATERIALIZED (
-        SELECT f.lexeme,
-               pgsearch._bm25_idf(t.chunks, CAST(sum(f.chunks) AS double precision)) AS idf
-        FROM pgsearch.bm25_frequencies AS f, totals AS t
-        WHERE f.lexeme = ANY(terms)
-        GROUP BY f.lexeme, t.chunks
-        HAVING sum(f.chunks) > 0
-    )
+    idf AS MATERIALIZED (SELECT * FROM pgsearch._bm25_idfs(terms))
     SELECT p.chunk_id, pgsearch._bm25_round(sum(pgsearch._bm25_weight(
         i.idf, p.frequency, p.title_frequency, p.chunk_tokens, k1, b, title_weight, t.average)))
     FROM idf AS i
@@ -302,14 +307,7 @@ AS $$
     -- BM25 of the given chunks (those a tsquery or a filter selected, say): the postings of
     -- the terms in those chunks only, idf from the frequency ledger.
     WITH totals AS MATERIALIZED (SELECT * FROM pgsearch._bm25_totals()),
-    idf AS MATERIALIZED (
-        SELECT f.lexeme,
-               pgsearch._bm25_idf(t.chunks, CAST(sum(f.chunks) AS double precision)) AS idf
-        FROM pgsearch.bm25_frequencies AS f, totals AS t
-        WHERE f.lexeme = ANY(terms)
-        GROUP BY f.lexeme, t.chunks
-        HAVING sum(f.chunks) > 0
-    )
+    idf AS MATERIALIZED (SELECT * FROM pgsearch._bm25_idfs(terms))
     SELECT p.chunk_id, pgsearch._bm25_round(sum(pgsearch._bm25_weight(
         i.idf, p.frequency, p.title_frequency, p.chunk_tokens, k1, b, title_weight, t.average)))
     FROM pgsearch.bm25_postings AS p
@@ -688,6 +686,10 @@ _COMMENTS = {
     "pgsearch._bm25_idf(double precision, double precision)": (
         "pgsearch internal: Lucene's idf, ln(1 + (N - df + 0.5) / (df + 0.5))."
     ),
+    "pgsearch._bm25_idfs(text[])": (
+        "pgsearch internal: each of the terms that some chunk holds, once, with its idf from"
+        " the frequency ledger."
+    ),
     "pgsearch._bm25_weight(double precision, integer, integer, integer, double precision,"
     " double precision, double precision, double precision)": (
         "pgsearch internal: one term's share of a chunk's BM25 score; the one formula every"
@@ -879,6 +881,7 @@ def downgrade() -> None:
         DROP FUNCTION pgsearch._bm25_weight(
             double precision, integer, integer, integer, double precision, double precision,
             double precision, double precision);
+        DROP FUNCTION pgsearch._bm25_idfs(text[]);
         DROP FUNCTION pgsearch._bm25_idf(double precision, double precision);
         DROP FUNCTION pgsearch._bm25_totals();
         DROP FUNCTION pgsearch.query_lexemes(regconfig, text);
