@@ -3,6 +3,10 @@
     python benchmarks/search_modes.py scifact     # nDCG@10 on SciFact's train judgements
     python benchmarks/search_modes.py debian      # latency on 63,663 Debian package descriptions
 
+The Debian run also times hybrid search on five long questions of common words (bounded by
+max_postings, and exact) and text search with a 0.5 % and a 7 % section filter (routed by the
+planner's estimate, and forced to rank every chunk holding a word).
+
 Documents go through pgsearch's own write path carrying their precomputed all-MiniLM-L6-v2
 vectors from ../shared/data (``DocumentInput.vectors``: one chunk per document, no model runs);
 query vectors are looked up by query text. Each data set
@@ -19,8 +23,10 @@ import math
 import random
 import statistics
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,6 +107,62 @@ def run_modes(store: Store, queries: list[str], judge: dict[str, dict[str, int]]
             )
 
 
+# Long questions made of common words: the worst case of exact BM25 on the Debian set. Their
+# query vectors are documents' own (the vector leg's cost does not depend on the text).
+LONG_QUESTIONS = [
+    "what is the best free software library for developing applications with files and data"
+    " on linux systems",
+    "how do I set up a web server with a database and a programming language on my system",
+    "a tool to manage files and packages on the command line for developers and users",
+    "which python library helps with data files and network programming in free software",
+    "development files for the library that provides support for images, fonts and text rendering",
+]
+
+
+def timed(label: str, times: list[float]) -> None:
+    p95 = float(np.percentile(times, 95))
+    print(
+        f"{label:52s} p50 {statistics.median(times):6.1f} ms  p95 {p95:6.1f} ms"
+        f"  max {max(times):6.1f} ms  ({len(times)} searches)"
+    )
+
+
+def run_debian_extras(store: Store, documents: list[DocumentInput], queries: list[str]) -> None:
+    """Hybrid on long common-word questions, bounded (default) and exact; text search with a
+    selective and a broader section filter, each routed as by default and forced to rank
+    every chunk holding a word (exact_threshold=0)."""
+    with store.session() as session:
+        repo = SearchRepository(session, store.embedder)
+        vectors = [np.asarray(d.vectors[0], dtype=np.float32) for d in documents[:5]]  # type: ignore[index]
+        for label, bound in (("default max_postings", {}), ("exact, max_postings=None", None)):
+            times = []
+            for _ in range(5):
+                for question, vector in zip(LONG_QUESTIONS, vectors, strict=True):
+                    options: dict[str, Any] = {"query_vector": vector}
+                    if bound is None:
+                        options["max_postings"] = None
+                    start = time.perf_counter()
+                    repo.search(question, k=10, mode="hybrid", **options)
+                    times.append((time.perf_counter() - start) * 1000)
+            timed(f"hybrid, long questions, {label}", times)
+        sections = Counter(d.metadata.get("section") for d in documents)
+        for section in ("editors", "python"):
+            share = 100 * sections[section] / len(documents)
+            for label, threshold in (("routed", 10_000), ("ranked then filtered", 0)):
+                times = []
+                for query in queries[:100]:
+                    start = time.perf_counter()
+                    repo.search(
+                        query,
+                        k=10,
+                        mode="text",
+                        filter={"section": section},
+                        exact_threshold=threshold,
+                    )
+                    times.append((time.perf_counter() - start) * 1000)
+                timed(f"text, section {section} ({share:.1f} %), {label}", times)
+
+
 def load_corpus(
     lines: Iterable[str], vectors: Path, matrix: str, separator: str, embedder: PrecomputedEmbedder
 ) -> list[DocumentInput]:
@@ -155,6 +217,7 @@ def debian(data_dir: Path, sample: int) -> None:
         store.migrate()
         ingest(store, documents)
         run_modes(store, queries, None)
+        run_debian_extras(store, documents, queries)
 
 
 def main() -> None:
