@@ -117,16 +117,27 @@ AS $$
     SELECT ln(1 + (chunks - df + 0.5) / (df + 0.5))
 $$;
 
+CREATE FUNCTION pgsearch._bm25_frequencies(
+    terms text[], OUT lexeme text, OUT df double precision
+)
+RETURNS SETOF record
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- Each term held by some chunk, once, with its document frequency from the ledger.
+    SELECT f.lexeme, CAST(sum(f.chunks) AS double precision)
+    FROM pgsearch.bm25_frequencies AS f
+    WHERE f.lexeme = ANY(terms)
+    GROUP BY f.lexeme
+    HAVING sum(f.chunks) > 0
+$$;
+
 CREATE FUNCTION pgsearch._bm25_idfs(terms text[], OUT lexeme text, OUT idf double precision)
 RETURNS SETOF record
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    -- Each term held by some chunk, once, with its idf from the frequency ledger.
-    SELECT f.lexeme, pgsearch._bm25_idf(t.chunks, CAST(sum(f.chunks) AS double precision))
-    FROM pgsearch.bm25_frequencies AS f, pgsearch._bm25_totals() AS t
-    WHERE f.lexeme = ANY(terms)
-    GROUP BY f.lexeme, t.chunks
-    HAVING sum(f.chunks) > 0
+    -- Each term held by some chunk, once, with its idf.
+    SELECT f.lexeme, pgsearch._bm25_idf(t.chunks, f.df)
+    FROM pgsearch._bm25_frequencies(terms) AS f, pgsearch._bm25_totals() AS t
 $$;
 
 CREATE FUNCTION pgsearch._bm25_weight(
@@ -184,10 +195,7 @@ AS $$
             SELECT f.lexeme, f.df,
                    sum(f.df) OVER (ORDER BY f.df, f.lexeme) AS running,
                    row_number() OVER (ORDER BY f.df, f.lexeme) AS n
-            FROM (SELECT f.lexeme, sum(f.chunks) AS df
-                  FROM pgsearch.bm25_frequencies AS f
-                  WHERE f.lexeme = ANY(terms)
-                  GROUP BY f.lexeme HAVING sum(f.chunks) > 0) AS f
+            FROM pgsearch._bm25_frequencies(terms) AS f
         ) AS b
         WHERE b.running <= max_postings OR b.n = 1), '{}') END
 $$;
@@ -245,10 +253,7 @@ BEGIN
            array_agg(pgsearch._bm25_idf(total, f.df) ORDER BY f.df, f.lexeme),
            array_agg(f.df ORDER BY f.df, f.lexeme), sum(f.df)
     INTO ordered, idfs, dfs, all_postings
-    FROM (SELECT f.lexeme, CAST(sum(f.chunks) AS double precision) AS df
-          FROM pgsearch.bm25_frequencies AS f
-          WHERE f.lexeme = ANY(terms)
-          GROUP BY f.lexeme HAVING sum(f.chunks) > 0) AS f;
+    FROM pgsearch._bm25_frequencies(terms) AS f;
     IF ordered IS NULL OR k < 1 THEN
         RETURN;
     END IF;
@@ -686,6 +691,10 @@ _COMMENTS = {
     "pgsearch._bm25_idf(double precision, double precision)": (
         "pgsearch internal: Lucene's idf, ln(1 + (N - df + 0.5) / (df + 0.5))."
     ),
+    "pgsearch._bm25_frequencies(text[])": (
+        "pgsearch internal: each of the terms that some chunk holds, once, with its document"
+        " frequency from the ledger."
+    ),
     "pgsearch._bm25_idfs(text[])": (
         "pgsearch internal: each of the terms that some chunk holds, once, with its idf from"
         " the frequency ledger."
@@ -882,6 +891,7 @@ def downgrade() -> None:
             double precision, integer, integer, integer, double precision, double precision,
             double precision, double precision);
         DROP FUNCTION pgsearch._bm25_idfs(text[]);
+        DROP FUNCTION pgsearch._bm25_frequencies(text[]);
         DROP FUNCTION pgsearch._bm25_idf(double precision, double precision);
         DROP FUNCTION pgsearch._bm25_totals();
         DROP FUNCTION pgsearch.query_lexemes(regconfig, text);
