@@ -15,6 +15,7 @@ from pgsearch.exceptions import (
     ExtensionMissingError,
     InvalidDocumentError,
     InvalidFilterError,
+    InvalidIndexError,
     InvalidSearchError,
     LimitExceededError,
     NotMigratedError,
@@ -32,6 +33,7 @@ from pgsearch.repository import DocumentRepository, SearchRepository
 from pgsearch.search import SearchRequest, SearchResult, SearchResults
 from pgsearch.store import Store, StoreStatus
 from pgsearch.types import Distance, SearchMode
+from pgsearch.vector_index import VectorIndex
 
 __all__ = [
     "Chunk",
@@ -53,6 +55,7 @@ __all__ = [
     "IngestSummary",
     "InvalidDocumentError",
     "InvalidFilterError",
+    "InvalidIndexError",
     "InvalidSearchError",
     "LimitExceededError",
     "NotMigratedError",
@@ -71,6 +74,7 @@ __all__ = [
     "StoreOptions",
     "StoreStatus",
     "TextChunk",
+    "VectorIndex",
     "chunk_text",
     "create_engine",
     "load_embedder",

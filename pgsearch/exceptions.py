@@ -26,6 +26,7 @@ __all__ = [
     "ExtensionMissingError",
     "InvalidDocumentError",
     "InvalidFilterError",
+    "InvalidIndexError",
     "InvalidSearchError",
     "LimitExceededError",
     "NotMigratedError",
@@ -87,6 +88,11 @@ class InvalidDocumentError(PgSearchError):
 
 class DocumentExistsError(PgSearchError):
     """``add`` was asked to insert documents whose external ids are already stored."""
+
+
+class InvalidIndexError(PgSearchError, ValueError):
+    """A vector index cannot be built as asked: a parameter out of pgvector's range, a storage
+    the column's dimension does not allow, an unknown method, or a name already taken."""
 
 
 class InvalidSearchError(PgSearchError, ValueError):
