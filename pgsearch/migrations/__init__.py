@@ -1,7 +1,9 @@
 """Alembic revisions of the pgsearch schema, shipped in the wheel (branch label ``pgsearch``).
 
 Applications with their own Alembic setup add ``pgsearch:migrations/versions`` to their
-``version_locations``. Everyone else uses :func:`upgrade` / :func:`downgrade`
+``version_locations``. Importing this package registers the vector index operations
+(``op.create_vector_index``, ``op.drop_vector_index``, ``op.rebuild_vector_index``; see
+:mod:`pgsearch.migrations.operations`). Everyone else uses :func:`upgrade` / :func:`downgrade`
 (``pgsearch migrate`` / ``pgsearch downgrade``).
 """
 
@@ -11,6 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from alembic import command
+from pgsearch.migrations import operations as operations  # registers op.create_vector_index
 from pgsearch.migrations.environment import VERSION_TABLE
 from pgsearch.migrations.options import ATTRIBUTE, StoreOptions
 from pgsearch.store_config import forget_store_settings
