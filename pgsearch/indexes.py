@@ -26,6 +26,7 @@ from pgsearch.search.filters import metadata_path
 
 __all__ = [
     "GIN_INDEXES",
+    "METADATA_INDEX_PREFIX",
     "after_bulk_write",
     "create_metadata_index",
     "drop_metadata_index",
@@ -99,9 +100,13 @@ def vacuum_search_tables(engine: Engine) -> None:
                 )
 
 
+# The prefix of the B-tree indexes on metadata keys: migrations' autogenerate leaves them alone.
+METADATA_INDEX_PREFIX = "ix_chunks_metadata_"
+
+
 def metadata_index_name(key: str) -> str:
     """The name of the expression index on metadata ``key``: ``ix_chunks_metadata_<key>``."""
-    name = "ix_chunks_metadata_" + "__".join(metadata_path(key)).replace("-", "_").lower()
+    name = METADATA_INDEX_PREFIX + "__".join(metadata_path(key)).replace("-", "_").lower()
     if len(name) > 63:  # PostgreSQL truncates identifiers at 63 bytes
         name = name[:54] + "_" + hashlib.sha256(key.encode()).hexdigest()[:8]
     return name

@@ -1,7 +1,10 @@
 """SQLAlchemy 2 models of the pgsearch schema.
 
 The table and column names are part of pgsearch's public SQL interface. The schema itself is
-created by the Alembic revisions in :mod:`pgsearch.migrations`, never from these models.
+created by the Alembic revisions in :mod:`pgsearch.migrations`, never from these models; the
+models declare the same tables, columns and indexes, so that autogenerate finds nothing to do
+on a migrated store. The internal tables (BM25's postings and statistics, the embedding cache,
+the deferred index list) are their revisions' alone and are not modelled.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     FetchedValue,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Text,
@@ -24,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from pgsearch.vector_index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, STORE_INDEX_NAME
 
 __all__ = ["SCHEMA", "Base", "Chunk", "Document", "StoreConfig"]
 
@@ -66,6 +72,14 @@ class Document(Base):
     """A source document, keyed by the caller's ``external_id``."""
 
     __tablename__ = "documents"
+    __table_args__ = (
+        Index(
+            "ix_documents_metadata",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     external_id: Mapped[str] = mapped_column(Text, unique=True)
@@ -92,7 +106,26 @@ class Chunk(Base):
     """
 
     __tablename__ = "chunks"
-    __table_args__ = (UniqueConstraint("document_id", "position"),)
+    __table_args__ = (
+        UniqueConstraint("document_id", "position"),
+        # The store's first vector index, as revision 0001 builds it for a cosine store. Its
+        # distance, storage and parameters are the migrations' (op.rebuild_vector_index):
+        # autogenerate compares vector indexes by name only.
+        Index(
+            STORE_INDEX_NAME,
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": DEFAULT_M, "ef_construction": DEFAULT_EF_CONSTRUCTION},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_chunks_metadata",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     document_id: Mapped[int] = mapped_column(

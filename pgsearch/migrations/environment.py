@@ -23,11 +23,13 @@ VERSION_TABLE = "pgsearch_alembic_version"
 
 
 def _configure_and_run(context: Any, connection: Connection) -> None:
+    from pgsearch.migrations.autogenerate import pgsearch_options
+
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         version_table=VERSION_TABLE,
-        include_schemas=True,
+        **pgsearch_options(),
     )
     with context.begin_transaction():
         context.run_migrations()

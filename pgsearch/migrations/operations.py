@@ -389,6 +389,9 @@ class CreateVectorIndexOp(_VectorIndexOp):
         """
         operations.invoke(cls(index_name, table_name, column_name, **kwargs))
 
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("add_vector_index", self.index)
+
     def reverse(self) -> DropVectorIndexOp:
         return DropVectorIndexOp(
             self.index_name, self.table_name, self.column_name, **self.arguments()
@@ -439,6 +442,9 @@ class DropVectorIndexOp(_VectorIndexOp):
                 index of that table; nothing was changed.
         """
         operations.invoke(cls(index_name, table_name, column_name, **kwargs))
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("remove_vector_index", self.index)
 
     def reverse(self) -> CreateVectorIndexOp:
         return CreateVectorIndexOp(
@@ -492,6 +498,9 @@ class RebuildVectorIndexOp(_VectorIndexOp):
             PgSearchError: The new index failed to build; the old one is untouched.
         """
         operations.invoke(cls(index_name, table_name, column_name, **kwargs))
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("rebuild_vector_index", self.index)
 
     def reverse(self) -> RebuildVectorIndexOp:
         if self.previous is None:

@@ -1,0 +1,240 @@
+"""Autogenerate hooks: compare only what each Alembic environment owns, render pgvector right.
+
+Two environments meet in one database. pgsearch's own (``pgsearch migrate``, the repository's
+``alembic/``) compares the ``pgsearch`` schema's modelled tables and nothing else; an
+application's compares its own objects and leaves pgsearch's alone. In both, a pgvector index
+(HNSW or IVFFlat) is compared by name only: its parameters and storage belong to the
+migrations that build and rebuild it (:mod:`pgsearch.migrations.operations`), so autogenerate
+never proposes to drop one it does not model, nor re-creates one whose parameters were retuned.
+One that is modelled and missing is proposed as ``op.create_vector_index``.
+
+An application's ``env.py``::
+
+    from pgsearch.migrations.autogenerate import application_options
+
+    context.configure(connection=connection, target_metadata=metadata,
+                      **application_options())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from alembic.autogenerate import renderers, rewriter
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import ops
+from sqlalchemy import Index
+from sqlalchemy.schema import SchemaItem
+
+from pgsearch.indexes import METADATA_INDEX_PREFIX
+from pgsearch.migrations.environment import VERSION_TABLE
+from pgsearch.migrations.operations import (
+    CreateVectorIndexOp,
+    DropVectorIndexOp,
+    RebuildVectorIndexOp,
+)
+from pgsearch.models import SCHEMA, Base
+
+__all__ = [
+    "application_options",
+    "include_vector_index",
+    "is_vector_index",
+    "pgsearch_options",
+    "render_pgvector_type",
+    "vector_index_rewriter",
+]
+
+_METHODS = ("hnsw", "ivfflat")
+_IMPORT = "import pgsearch.migrations  # registers op.create_vector_index and its siblings"
+
+
+def is_vector_index(index: Any) -> bool:
+    """Whether ``index`` (modelled or reflected) is a pgvector HNSW or IVFFlat index."""
+    if not isinstance(index, Index):
+        return False
+    using = index.dialect_options["postgresql"].get("using")
+    return isinstance(using, str) and using.lower() in _METHODS
+
+
+def include_vector_index(
+    obj: SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: SchemaItem | None
+) -> bool:
+    """``include_object`` rule: pgvector indexes are compared by name only.
+
+    One in the database and not in the models is left alone (migrations own it); one in both is
+    not compared (``rebuild_vector_index`` retunes it); one only in the models is created.
+    """
+    if type_ == "index" and (is_vector_index(obj) or is_vector_index(compare_to)):
+        return not reflected and compare_to is None
+    return True
+
+
+def _modelled_tables() -> set[str]:
+    return {table.name for table in Base.metadata.tables.values() if table.schema == SCHEMA}
+
+
+def _pgsearch_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    if type_ == "schema":
+        return name == SCHEMA
+    if type_ == "table":
+        # BM25's postings and statistics, the embedding cache and the deferred index list are
+        # internal: their revisions own them, and the models leave them out.
+        return parent_names.get("schema_name") != SCHEMA or name in _modelled_tables()
+    return True
+
+
+def _pgsearch_object(
+    obj: SchemaItem, name: str | None, type_: str, reflected: bool, compare_to: SchemaItem | None
+) -> bool:
+    # B-trees on metadata keys are built on request (`pgsearch index`), not modelled.
+    if (
+        type_ == "index"
+        and reflected
+        and compare_to is None
+        and name is not None
+        and (name.startswith(METADATA_INDEX_PREFIX))
+    ):
+        return False
+    return include_vector_index(obj, name, type_, reflected, compare_to)
+
+
+def _application_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    if type_ == "schema":
+        return name != SCHEMA
+    if type_ == "table":
+        return name != VERSION_TABLE
+    return True
+
+
+def render_pgvector_type(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+    """``render_item`` hook: pgvector's column types as ``pgvector.sqlalchemy.VECTOR(dim=n)``."""
+    if type_ != "type":
+        return False
+    module = type(obj).__module__
+    if not module.startswith("pgvector.sqlalchemy"):
+        return False
+    autogen_context.imports.add("import pgvector.sqlalchemy")
+    return f"pgvector.sqlalchemy.{obj!r}"
+
+
+vector_index_rewriter = rewriter.Rewriter()
+"""``process_revision_directives`` that writes modelled pgvector indexes as vector operations."""
+
+
+def _index_arguments(index: Index) -> dict[str, Any] | None:
+    """The ``create_vector_index`` arguments of a modelled single-column pgvector index."""
+    options = index.dialect_options["postgresql"]
+    columns = list(index.columns)
+    if len(columns) != 1 or len(index.expressions) != 1 or options.get("where") is not None:
+        return None  # expression and partial indexes stay op.create_index
+    column = columns[0].name
+    opclass = (options.get("ops") or {}).get(column, "vector_l2_ops")
+    distance = {
+        "vector_cosine_ops": "cosine",
+        "vector_l2_ops": "l2",
+        "vector_ip_ops": "inner_product",
+    }
+    if opclass not in distance:
+        return None
+    parameters = {key: int(value) for key, value in (options.get("with") or {}).items()}
+    return {
+        "column_name": column,
+        "schema": index.table.schema if index.table is not None else None,
+        "method": str(options["using"]).lower(),
+        "distance": distance[opclass],
+        **{key: parameters[key] for key in ("m", "ef_construction", "lists") if key in parameters},
+    }
+
+
+@vector_index_rewriter.rewrites(ops.CreateIndexOp)
+def _create_index(context: Any, revision: Any, op: ops.CreateIndexOp) -> Any:
+    index = op.to_index()
+    arguments = _index_arguments(index) if is_vector_index(index) else None
+    if arguments is None or index.name is None or index.table is None:
+        return op
+    return CreateVectorIndexOp(str(index.name), index.table.name, **arguments)
+
+
+@vector_index_rewriter.rewrites(ops.DropIndexOp)
+def _drop_index(context: Any, revision: Any, op: ops.DropIndexOp) -> Any:
+    index = op.to_index()
+    arguments = _index_arguments(index) if is_vector_index(index) else None
+    if arguments is None or index.name is None or index.table is None:
+        return op
+    return DropVectorIndexOp(str(index.name), index.table.name, **arguments)
+
+
+def _render_arguments(op: Any, head: Iterable[str]) -> str:
+    defaults = {
+        "schema": None,
+        "method": "hnsw",
+        "distance": "cosine",
+        "storage": "vector",
+        "m": None,
+        "ef_construction": None,
+        "lists": None,
+        "where": None,
+        "concurrently": True,
+        "maintenance_work_mem": None,
+        "max_parallel_maintenance_workers": None,
+    }
+    given = {k: v for k, v in op.arguments().items() if defaults.get(k, object()) != v}
+    if op.index.method == "hnsw":  # the checked defaults are written out: they are the index
+        given.setdefault("m", op.index.m)
+        given.setdefault("ef_construction", op.index.ef_construction)
+    parts = [repr(value) for value in head]
+    parts += [f"{key}={value!r}" for key, value in given.items()]
+    return ", ".join(parts)
+
+
+def _heads(op: Any) -> list[str]:
+    return [op.index_name, op.table_name, op.column_name]
+
+
+@renderers.dispatch_for(CreateVectorIndexOp)
+def _render_create(autogen_context: AutogenContext, op: CreateVectorIndexOp) -> str:
+    autogen_context.imports.add(_IMPORT)
+    return f"op.create_vector_index({_render_arguments(op, _heads(op))})"
+
+
+@renderers.dispatch_for(DropVectorIndexOp)
+def _render_drop(autogen_context: AutogenContext, op: DropVectorIndexOp) -> str:
+    autogen_context.imports.add(_IMPORT)
+    return f"op.drop_vector_index({_render_arguments(op, _heads(op))})"
+
+
+@renderers.dispatch_for(RebuildVectorIndexOp)
+def _render_rebuild(autogen_context: AutogenContext, op: RebuildVectorIndexOp) -> str:
+    autogen_context.imports.add(_IMPORT)
+    arguments = _render_arguments(op, _heads(op))
+    if op.previous is not None:
+        arguments += f", previous={op.previous!r}"
+    return f"op.rebuild_vector_index({arguments})"
+
+
+def pgsearch_options() -> dict[str, Any]:
+    """``context.configure`` options of pgsearch's own environment."""
+    return {
+        "include_schemas": True,
+        "include_name": _pgsearch_name,
+        "include_object": _pgsearch_object,
+        "render_item": render_pgvector_type,
+        "process_revision_directives": vector_index_rewriter,
+    }
+
+
+def application_options() -> dict[str, Any]:
+    """``context.configure`` options for an application that includes pgsearch's revisions.
+
+    Its autogenerate leaves the ``pgsearch`` schema and pgsearch's version table alone,
+    compares pgvector indexes by name only, renders pgvector column types with their import,
+    and writes modelled pgvector indexes as ``op.create_vector_index`` (built concurrently).
+    """
+    return {
+        "include_schemas": True,
+        "include_name": _application_name,
+        "include_object": include_vector_index,
+        "render_item": render_pgvector_type,
+        "process_revision_directives": vector_index_rewriter,
+    }
