@@ -11,6 +11,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from alembic import command
+from pgsearch.index_catalog import forget_search_index
 from pgsearch.migrations.environment import VERSION_TABLE
 from pgsearch.migrations.options import ATTRIBUTE, StoreOptions
 from pgsearch.store_config import forget_store_settings
@@ -39,6 +40,7 @@ def upgrade(engine: Engine, options: StoreOptions | None = None, revision: str =
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     forget_store_settings(engine)
+    forget_search_index(engine)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -48,3 +50,4 @@ def downgrade(engine: Engine, revision: str) -> None:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
     forget_store_settings(engine)
+    forget_search_index(engine)
