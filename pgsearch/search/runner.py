@@ -248,8 +248,10 @@ def _retrieve(
         values = {**params, **knob_params(settings), "limit": depth, "k": limit}
         if leg_path == "hnsw" and shape.storage == "bit":
             values["binary_candidates"] = request.binary_candidates(depth)
+        # The exact path reads full vectors whatever the index: one statement for any shape.
+        leg_shape = shape if leg_path == "hnsw" else VECTOR_INDEX
         if mode is SearchMode.VECTOR:
-            statement = prepared.vector(key, store.distance, leg_path, knobs, shape)
+            statement = prepared.vector(key, store.distance, leg_path, knobs, leg_shape)
         else:
             values["rrf_k"] = request.rrf_k
             values["alpha"] = float(request.alpha)
@@ -263,7 +265,7 @@ def _retrieve(
                 request.text_match,
                 request.fusion,
                 selective,
-                shape,
+                leg_shape,
             )
         return _rows_to_results(connection.execute(statement, values).all())
 
