@@ -33,6 +33,7 @@ from sqlalchemy import Engine
 
 from pgsearch.database import autocommit_connection
 from pgsearch.exceptions import ConfigurationError, NotMigratedError, PgSearchError
+from pgsearch.index_catalog import forget_search_index
 
 __all__ = [
     "DEFAULT_MAINTENANCE_WORK_MEM",
@@ -242,10 +243,15 @@ def indexes_deferred(
             return
         try:
             deferred = _drop_indexes(connection)
+            # Searches of this process stop ordering for the dropped vector index at once.
+            forget_search_index(engine)
             try:
                 yield deferred
             finally:
-                _build_indexes(connection, settings)
+                try:
+                    _build_indexes(connection, settings)
+                finally:
+                    forget_search_index(engine)
         finally:
             _unlock(connection)
 
@@ -267,4 +273,5 @@ def build_deferred_indexes(
         try:
             return _build_indexes(connection, settings or IndexBuildSettings())
         finally:
+            forget_search_index(engine)
             _unlock(connection)

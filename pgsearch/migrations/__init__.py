@@ -13,6 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 from alembic import command
+from pgsearch.index_catalog import forget_search_index
 from pgsearch.migrations import operations as operations  # registers op.create_vector_index
 from pgsearch.migrations.environment import VERSION_TABLE
 from pgsearch.migrations.options import ATTRIBUTE, StoreOptions
@@ -42,6 +43,7 @@ def upgrade(engine: Engine, options: StoreOptions | None = None, revision: str =
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     forget_store_settings(engine)
+    forget_search_index(engine)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -51,3 +53,4 @@ def downgrade(engine: Engine, revision: str) -> None:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
     forget_store_settings(engine)
+    forget_search_index(engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
@@ -14,16 +15,20 @@ from pgsearch.exceptions import InvalidFilterError, InvalidSearchError
 from pgsearch.fusion import DEFAULT_RRF_K
 from pgsearch.search.filters import FilterNode, parse_filter
 from pgsearch.types import SearchMode
+from pgsearch.vector_index import LISTS_RANGE, IndexMethod, Storage
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_B",
+    "DEFAULT_BINARY_OVERSAMPLE",
     "DEFAULT_EF_SEARCH",
     "DEFAULT_EXACT_THRESHOLD",
     "DEFAULT_K1",
     "DEFAULT_TITLE_WEIGHT",
+    "MAX_BINARY_CANDIDATES",
     "MAX_EF_SEARCH",
     "MAX_K",
+    "MAX_PROBES",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_WORDS",
     "MAX_VARIANTS",
@@ -38,6 +43,15 @@ __all__ = [
 DEFAULT_EF_SEARCH = 40
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 MAX_K = 1000
+# A bit (binary quantized) index is searched by Hamming distance for this many candidates per
+# row asked for, re-ranked by the exact distance. PROVISIONAL: pending the recall benchmark on
+# real vectors (issue 14's benchmarks/indexes.py), which sets the value.
+DEFAULT_BINARY_OVERSAMPLE = 10
+MAX_BINARY_OVERSAMPLE = 100
+# The most candidates a Hamming scan hands to re-ranking (10 per row at MAX_K): beyond
+# hnsw.ef_search's 1000 the scan iterates, up to hnsw.max_scan_tuples.
+MAX_BINARY_CANDIDATES = 10 * MAX_K
+MAX_PROBES = LISTS_RANGE[1]  # ivfflat.probes and ivfflat.max_probes: at most 32,768 lists
 # Bounds that keep one query from holding a connection: embedding models read a few hundred
 # tokens at most, and every distinct word is a branch of the keyword leg's tsquery.
 MAX_QUERY_CHARS = 10_000
@@ -134,6 +148,9 @@ class SearchOptions(TypedDict, total=False):
     iterative_scan: IterativeScan
     max_scan_tuples: int | None
     scan_mem_multiplier: float | None
+    probes: int | None
+    max_probes: int | None
+    binary_oversample: int
     exact_threshold: int
     rrf_k: int
     candidates: int | None
@@ -183,8 +200,18 @@ class SearchRequest:
         ef_search: ``hnsw.ef_search``, raised to the number of rows a leg fetches.
         iterative_scan: ``hnsw.iterative_scan`` for filtered HNSW scans (pgvector 0.8):
             ``relaxed_order`` (default; results are re-sorted), ``strict_order`` or ``off``.
+            With an IVFFlat index: ``ivfflat.iterative_scan``, where ``relaxed_order`` is the
+            only mode (asking for ``strict_order`` raises :class:`InvalidSearchError`).
         max_scan_tuples: ``hnsw.max_scan_tuples`` (pgvector's default 20,000 when unset).
         scan_mem_multiplier: ``hnsw.scan_mem_multiplier`` (pgvector's default 1 when unset).
+        probes: ``ivfflat.probes``, the lists an IVFFlat index scan visits, 1 to the index's
+            ``lists`` (default ``round(sqrt(lists))``, pgvector's advice, at least 1). Only
+            with an IVFFlat index; HNSW indexes take ``ef_search``.
+        max_probes: ``ivfflat.max_probes``, the most lists an iterative IVFFlat scan visits
+            (pgvector's default: all of them when unset). Only with an IVFFlat index.
+        binary_oversample: With a ``bit`` (binary quantized) index: Hamming-distance
+            candidates fetched per row asked for, re-ranked by the exact distance (default
+            :data:`DEFAULT_BINARY_OVERSAMPLE`, 1 to 100; at most 10,000 candidates).
         exact_threshold: Filters the planner expects to select at most this many chunks take
             the exact path (vector legs) and have only their chunks scored by BM25 (text legs).
         fusion: How hybrid fuses its legs: ``convex`` (default), ``alpha`` times the vector
@@ -232,6 +259,9 @@ class SearchRequest:
     iterative_scan: IterativeScan = "relaxed_order"
     max_scan_tuples: int | None = None
     scan_mem_multiplier: float | None = None
+    probes: int | None = None
+    max_probes: int | None = None
+    binary_oversample: int = DEFAULT_BINARY_OVERSAMPLE
     exact_threshold: int = DEFAULT_EXACT_THRESHOLD
     rrf_k: int = DEFAULT_RRF_K
     candidates: int | None = None
@@ -278,6 +308,11 @@ class SearchRequest:
             or not 1 <= self.scan_mem_multiplier <= 1000
         ):
             raise InvalidSearchError("scan_mem_multiplier must be a number from 1 to 1000")
+        if self.probes is not None:
+            _positive_int("probes", self.probes, 1, MAX_PROBES, "pgvector's ")
+        if self.max_probes is not None:
+            _positive_int("max_probes", self.max_probes, 1, MAX_PROBES, "pgvector's ")
+        _positive_int("binary_oversample", self.binary_oversample, 1, MAX_BINARY_OVERSAMPLE)
         if self.iterative_scan not in ("off", "relaxed_order", "strict_order"):
             raise InvalidSearchError(
                 f"iterative_scan={self.iterative_scan!r}: use off, relaxed_order or strict_order"
@@ -373,6 +408,61 @@ class SearchRequest:
         if self.candidates is None:
             return max(min(max(4 * self.k, 40), MAX_K), self.k)
         return max(self.candidates, self.k)  # checked when the request was made
+
+    def binary_candidates(self, limit: int) -> int:
+        """Rows a ``bit`` index's Hamming scan fetches for a leg of ``limit`` rows."""
+        return max(limit, min(limit * self.binary_oversample, MAX_BINARY_CANDIDATES))
+
+    def index_settings(
+        self,
+        limit: int,
+        *,
+        filtered: bool,
+        method: IndexMethod = "hnsw",
+        storage: Storage = "vector",
+        lists: int | None = None,
+    ) -> dict[str, str]:
+        """The knobs of an index leg that fetches ``limit`` rows from an index of ``method``
+        and ``storage`` (``lists``: an IVFFlat index's).
+
+        Raises:
+            InvalidSearchError: ``probes`` above the index's lists, or ``strict_order`` asked
+                of an IVFFlat index.
+        """
+        if storage == "bit":
+            limit = self.binary_candidates(limit)
+        if method == "hnsw":
+            return self.hnsw_settings(limit, filtered=filtered)
+        return self.ivfflat_settings(lists or 1)
+
+    def ivfflat_settings(self, lists: int) -> dict[str, str]:
+        """``ivfflat.*`` settings for a leg served by an IVFFlat index of ``lists`` lists.
+
+        The scan iterates whether or not a filter is given: the lists it probes may hold
+        fewer rows than it needs, and iterating costs nothing until they do.
+
+        Raises:
+            InvalidSearchError: ``probes`` above ``lists``, or ``strict_order`` asked for.
+        """
+        if self.iterative_scan == "strict_order":
+            raise InvalidSearchError(
+                "iterative_scan='strict_order' is not available with the store's IVFFlat "
+                "index (pgvector's ivfflat.iterative_scan has off and relaxed_order): use "
+                "relaxed_order (results are re-sorted by distance) or off"
+            )
+        if self.probes is not None and self.probes > lists:
+            raise InvalidSearchError(
+                f"probes={self.probes} is more than the IVFFlat index's {lists} lists: use 1 "
+                f"to {lists}"
+            )
+        probes = self.probes if self.probes is not None else max(1, round(math.sqrt(lists)))
+        settings = {
+            "ivfflat.probes": str(probes),
+            "ivfflat.iterative_scan": self.iterative_scan,
+        }
+        if self.max_probes is not None:
+            settings["ivfflat.max_probes"] = str(self.max_probes)
+        return settings
 
     def hnsw_settings(self, limit: int, *, filtered: bool) -> dict[str, str]:
         """``hnsw.*`` settings for an HNSW leg that fetches ``limit`` rows."""

@@ -3,8 +3,10 @@
 Applications repeat a few filters (a tenant, a source, a language) with ever new queries, and
 building a SQLAlchemy statement costs more than running it on a selective filter. Statements are
 keyed by the filter's canonical JSON (:attr:`SearchRequest.filter_key
-<pgsearch.search.options.SearchRequest.filter_key>`) and their shape; values other than the
-filter's are bound at execution.
+<pgsearch.search.options.SearchRequest.filter_key>`) and their shape, which includes the vector
+index the index path orders for (its method, storage and dimensions: a ``halfvec`` or ``bit``
+index is used only by a statement that spells its expression); values other than the filter's
+are bound at execution.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from sqlalchemy import ColumnElement, Select
 from pgsearch.search.filters import compile_filter, parse_filter
 from pgsearch.search.options import Fusion, TextMatch
 from pgsearch.search.statements import (
+    VECTOR_INDEX,
     Explain,
+    IndexShape,
     VectorPath,
     count_estimate_statement,
     hybrid_statement,
@@ -58,9 +62,15 @@ def text(
 
 
 @lru_cache(maxsize=_SIZE)
-def vector(key: str | None, distance: Distance, path: VectorPath, knobs: int) -> Select[Any]:
-    """Vector mode's statement for the filter ``key``, path and number of knobs."""
-    return vector_statement(distance, _where(key), path, knobs)
+def vector(
+    key: str | None,
+    distance: Distance,
+    path: VectorPath,
+    knobs: int,
+    index: IndexShape = VECTOR_INDEX,
+) -> Select[Any]:
+    """Vector mode's statement for the filter ``key``, path, number of knobs and index."""
+    return vector_statement(distance, _where(key), path, knobs, index)
 
 
 @lru_cache(maxsize=_SIZE)
@@ -72,7 +82,10 @@ def hybrid(
     text_match: TextMatch,
     fusion: Fusion,
     selective: bool = False,
+    index: IndexShape = VECTOR_INDEX,
 ) -> Select[Any]:
     """Hybrid mode's statement for the filter ``key``, path, knobs, keyword match, fusion,
-    and whether the filter is ``selective`` (its chunks alone are scored by BM25)."""
-    return hybrid_statement(distance, _where(key), path, knobs, text_match, fusion, selective)
+    whether the filter is ``selective`` (its chunks alone are scored by BM25), and index."""
+    return hybrid_statement(
+        distance, _where(key), path, knobs, text_match, fusion, selective, index
+    )

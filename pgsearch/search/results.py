@@ -49,8 +49,9 @@ class SearchResults(list[SearchResult]):
     """The ranked results, best first, with how they were found.
 
     Attributes:
-        path: ``hnsw`` (the vector leg used the HNSW index), ``exact`` (it scored every chunk
-            the filter selects) or ``text`` (text and bm25 modes: the BM25 postings).
+        path: ``hnsw`` (the vector leg took the index path: the store's vector index, HNSW or
+            IVFFlat, whatever its storage), ``exact`` (it scored every chunk the filter
+            selects) or ``text`` (text and bm25 modes: the BM25 postings).
         estimated_rows: The planner's estimate of the chunks the filter selects, when a filter
             was routed (``None`` otherwise).
     """

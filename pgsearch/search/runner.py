@@ -10,6 +10,11 @@ Never short. A search returns ``min(k, matching chunks)`` rows: when an HNSW sca
 (``hnsw.max_scan_tuples``, or a planner estimate far too high), the search runs again on the
 exact path. With ``group_by="document"`` each document appears once, by its best chunk; legs
 are fetched deeper until ``k`` documents are found or every matching chunk was seen.
+
+Which index. The "hnsw" path is the index path: it is written for the vector index the store
+has (:func:`pgsearch.index_catalog.cached_search_index`, read once a minute per engine), HNSW
+or IVFFlat, on ``embedding`` itself, its ``halfvec`` cast or its binary quantization, with
+that method's knobs. Without a vector index it is written as for the store's first HNSW index.
 """
 
 from __future__ import annotations
@@ -24,11 +29,19 @@ from sqlalchemy import Connection
 
 from pgsearch.embedders.base import Embedder
 from pgsearch.exceptions import ConfigurationError, InvalidSearchError, translate_errors
+from pgsearch.index_catalog import (
+    VectorIndexInfo,
+    cached_search_index,
+    index_method,
+    index_storage,
+)
 from pgsearch.search import prepared, stages
 from pgsearch.search.estimates import estimate_rows
 from pgsearch.search.options import MAX_K, MAX_VARIANTS, SearchRequest
 from pgsearch.search.results import SearchPath, SearchResult, SearchResults
 from pgsearch.search.statements import (
+    VECTOR_INDEX,
+    IndexShape,
     VectorPath,
     knob_params,
 )
@@ -95,6 +108,13 @@ def query_vector(
     check_embedder(store, embedder)
     embedded = embedder.embed_query(request.query or "")
     return check_query_vector(embedded, store.embedding_dim, cosine=cosine)
+
+
+def index_shape(store: StoreSettings, index: VectorIndexInfo | None) -> IndexShape:
+    """What the index path must spell for ``index`` (``None``: the store has no vector index)."""
+    if index is None:
+        return VECTOR_INDEX
+    return IndexShape(index_method(index), index_storage(index), store.embedding_dim)
 
 
 def run_search(
@@ -202,6 +222,7 @@ def _retrieve(
     params["query_embedding"] = query_vector(store, request, embedder)
     with translate_errors():
         register_binary_vectors(connection)
+        index = cached_search_index(connection, store.distance, store.embedding_dim)
         estimate = None
         path: VectorPath = "exact" if request.exact else "hnsw"
         # Hybrid's keyword leg routes on the estimate too, even on a forced exact path.
@@ -210,20 +231,41 @@ def _retrieve(
             if estimate <= request.exact_threshold:
                 path = "exact"
 
+    shape = index_shape(store, index)
+    lists = None if index is None else index.lists
+
+    def settings_for(depth: int) -> dict[str, str]:
+        return request.index_settings(
+            depth, filtered=key is not None, method=shape.method, storage=shape.storage, lists=lists
+        )
+
+    settings_for(request.k)  # refuses knobs the index does not take before anything runs
+
     def fetch(limit: int, leg_path: VectorPath) -> list[SearchResult]:
         depth = max(limit, request.depth) if mode is SearchMode.HYBRID else limit
-        settings = request.hnsw_settings(depth, filtered=key is not None)
-        knobs = len(settings) if leg_path == "hnsw" else 0
-        values = {**params, **knob_params(settings if knobs else {}), "limit": depth, "k": limit}
+        settings = settings_for(depth) if leg_path == "hnsw" else {}
+        knobs = len(settings)
+        values = {**params, **knob_params(settings), "limit": depth, "k": limit}
+        if leg_path == "hnsw" and shape.storage == "bit":
+            values["binary_candidates"] = request.binary_candidates(depth)
+        # The exact path reads full vectors whatever the index: one statement for any shape.
+        leg_shape = shape if leg_path == "hnsw" else VECTOR_INDEX
         if mode is SearchMode.VECTOR:
-            statement = prepared.vector(key, store.distance, leg_path, knobs)
+            statement = prepared.vector(key, store.distance, leg_path, knobs, leg_shape)
         else:
             values["rrf_k"] = request.rrf_k
             values["alpha"] = float(request.alpha)
             values["max_postings"] = request.max_postings
             selective = estimate is not None and estimate <= request.exact_threshold
             statement = prepared.hybrid(
-                key, store.distance, leg_path, knobs, request.text_match, request.fusion, selective
+                key,
+                store.distance,
+                leg_path,
+                knobs,
+                request.text_match,
+                request.fusion,
+                selective,
+                leg_shape,
             )
         return _rows_to_results(connection.execute(statement, values).all())
 

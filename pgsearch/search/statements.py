@@ -7,10 +7,17 @@ the HNSW or GIN index, then joins the rows it returns. A filter is a clause adde
 Vector legs come in two SQL texts, because a prepared plan outlives ``SET LOCAL`` and settings
 cannot force one plan or the other:
 
-* ``hnsw``: ``ORDER BY embedding <=> :query LIMIT :limit``, which the HNSW index serves. Its
-  knobs (``hnsw.ef_search``, ``hnsw.iterative_scan``, ...) are set by ``set_config(..., true)``
-  in a one-row ``knobs`` subquery that the leg joins laterally, so they reach the index scan in
-  the same round trip and end with the transaction.
+* ``hnsw``, the index path (whichever vector index the store has, :class:`IndexShape`):
+  ``ORDER BY embedding <=> :query LIMIT :limit``, which an HNSW or IVFFlat index on
+  ``embedding`` serves. Its knobs (``hnsw.ef_search``, ``ivfflat.probes``, ...) are set by
+  ``set_config(..., true)`` in a one-row ``knobs`` subquery that the leg joins laterally, so
+  they reach the index scan in the same round trip and end with the transaction. A compressed
+  index is used only by a query that orders by its expression
+  (:func:`pgsearch.vector_index.index_expression`): a ``halfvec`` index by
+  ``embedding::halfvec(D) <=> :query::halfvec(D)``; a ``bit`` index by the Hamming distance
+  ``binary_quantize(embedding)::bit(D) <~> binary_quantize(:query)``, over-fetching
+  ``binary_candidates`` rows that are re-ranked by the exact distance. Every leg returns the
+  exact, full-precision distance, whatever it ordered its scan by.
 * ``exact``: the distance of every chunk the filter selects, behind ``OFFSET 0`` (the subquery
   is not flattened, so the ``ORDER BY`` cannot reach the HNSW index), sorted: recall 1.0, at a
   cost proportional to the chunks the filter selects, which a B-tree or GIN index narrows.
@@ -19,8 +26,10 @@ cannot force one plan or the other:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     BigInteger,
     BindParameter,
@@ -40,7 +49,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.dialects.postgresql import BIT, REGCONFIG
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -55,10 +64,13 @@ from pgsearch.search.options import (
     Fusion,
 )
 from pgsearch.types import Distance
+from pgsearch.vector_index import IndexMethod, Storage
 from pgsearch.vectors import VectorParam
 
 __all__ = [
+    "VECTOR_INDEX",
     "Explain",
+    "IndexShape",
     "VectorPath",
     "count_estimate_statement",
     "hybrid_statement",
@@ -92,14 +104,42 @@ _K1: BindParameter[float] = bindparam("k1", DEFAULT_K1, type_=Float)
 _B: BindParameter[float] = bindparam("b", DEFAULT_B, type_=Float)
 _TITLE_WEIGHT: BindParameter[float] = bindparam("title_weight", DEFAULT_TITLE_WEIGHT, type_=Float)
 _MAX_POSTINGS: BindParameter[int | None] = bindparam("max_postings", None, type_=BigInteger)
+# Rows a bit index's Hamming scan hands to the exact re-ranking (see IndexShape).
+_BINARY_CANDIDATES: BindParameter[int] = bindparam(
+    "binary_candidates", type_=Integer, literal_execute=True
+)
+
+
+@dataclass(frozen=True)
+class IndexShape:
+    """The vector index the index path is written for: what its ``ORDER BY`` must spell.
+
+    Attributes:
+        method: ``hnsw`` or ``ivfflat`` (the SQL is the same; the knobs differ).
+        storage: ``vector`` (``embedding`` itself), ``halfvec`` or ``bit`` (an expression).
+        dimensions: The store's dimension, which the expressions of ``halfvec`` and ``bit``
+            spell out (``embedding::halfvec(384)``).
+    """
+
+    method: IndexMethod = "hnsw"
+    storage: Storage = "vector"
+    dimensions: int = 0
+
+
+# The store's first index (HNSW on embedding), and what a store without a vector index gets.
+VECTOR_INDEX = IndexShape()
 
 
 def _clause(where: Filter) -> ColumnElement[bool]:
     return true() if where is None else where
 
 
-def _distance(distance: Distance) -> ColumnElement[float]:
-    embedding = chunks.c.embedding
+def _distance(
+    distance: Distance, embedding: ColumnElement[Any] | None = None
+) -> ColumnElement[float]:
+    """The exact distance from ``embedding`` (default: the chunk's) to the query."""
+    if embedding is None:
+        embedding = chunks.c.embedding
     if distance is Distance.COSINE:
         return embedding.cosine_distance(QUERY_VECTOR)  # type: ignore[no-any-return]
     if distance is Distance.L2:
@@ -135,16 +175,70 @@ def _knobs(count: int) -> Subquery:
     return select(applied.label("applied")).subquery("knobs")
 
 
+def _index_order(distance: Distance, index: IndexShape) -> ColumnElement[float]:
+    """What the index path orders by: the index's own expression and operator."""
+    if index.storage == "halfvec":
+        half = HALFVEC(index.dimensions)
+        embedding = cast(chunks.c.embedding, half)
+        return embedding.op(distance.operator, return_type=Float)(cast(QUERY_VECTOR, half))
+    if index.storage == "bit":
+        bits = cast(func.binary_quantize(chunks.c.embedding), BIT(index.dimensions))
+        return bits.op("<~>", return_type=Float)(func.binary_quantize(QUERY_VECTOR))
+    return _distance(distance)
+
+
+_ROW_COLUMNS = ("document_id", "position", "content", "metadata")
+
+
 def _hnsw_leg(
-    distance: Distance, where: ColumnElement[bool], knobs: Subquery, *, rows: bool = False
+    distance: Distance,
+    where: ColumnElement[bool],
+    knobs: Subquery,
+    *,
+    rows: bool = False,
+    index: IndexShape = VECTOR_INDEX,
 ) -> FromClause:
-    """The HNSW scan; with ``rows``, it also returns the chunks' columns (no join back)."""
+    """The index scan; with ``rows``, it also returns the chunks' columns (no join back).
+
+    ``(id, distance)`` with the exact distance, ordered by the index's expression.
+    """
+    if index.storage == "bit":
+        return _binary_leg(distance, where, knobs, rows=rows, index=index)
     d = _distance(distance)
-    columns = [chunks.c.document_id, chunks.c.position, chunks.c.content, chunks.c.metadata]
+    columns = [chunks.c[name] for name in _ROW_COLUMNS] if rows else []
     return (
-        select(chunks.c.id, d.label("distance"), *(columns if rows else []))
+        select(chunks.c.id, d.label("distance"), *columns)
         .where(where, knobs.c.applied.is_not(None))
-        .order_by(d)
+        .order_by(_index_order(distance, index))
+        .limit(_LIMIT)
+        .correlate(knobs)
+        .lateral("nearest")
+    )
+
+
+def _binary_leg(
+    distance: Distance,
+    where: ColumnElement[bool],
+    knobs: Subquery,
+    *,
+    rows: bool,
+    index: IndexShape,
+) -> FromClause:
+    """A ``bit`` index's Hamming scan of ``binary_candidates`` rows, re-ranked exactly."""
+    columns = [chunks.c[name] for name in _ROW_COLUMNS] if rows else []
+    candidates = (
+        select(chunks.c.id, chunks.c.embedding, *columns)
+        .where(where, knobs.c.applied.is_not(None))
+        .order_by(_index_order(distance, index))
+        .limit(_BINARY_CANDIDATES)
+        .correlate(knobs)
+        .lateral("candidates")
+    )
+    d = _distance(distance, candidates.c.embedding)
+    kept = [candidates.c[name] for name in _ROW_COLUMNS] if rows else []
+    return (
+        select(candidates.c.id, d.label("distance"), *kept)
+        .order_by(d, candidates.c.id)
         .limit(_LIMIT)
         .correlate(knobs)
         .lateral("nearest")
@@ -167,13 +261,17 @@ def _exact_leg(distance: Distance, where: ColumnElement[bool]) -> Subquery:
 
 
 def _vector_leg(
-    distance: Distance, where: ColumnElement[bool], path: VectorPath, knobs_count: int
+    distance: Distance,
+    where: ColumnElement[bool],
+    path: VectorPath,
+    knobs_count: int,
+    index: IndexShape = VECTOR_INDEX,
 ) -> FromClause:
     """``(id, distance)`` of the nearest ``limit`` chunks on ``path``."""
     if path == "exact":
         return _exact_leg(distance, where)
     knobs = _knobs(knobs_count)
-    nearest = _hnsw_leg(distance, where, knobs)
+    nearest = _hnsw_leg(distance, where, knobs, index=index)
     return (
         select(nearest.c.id, nearest.c.distance)
         .select_from(knobs)
@@ -203,21 +301,30 @@ def _joined(ranked: FromClause, *extra: ColumnElement[Any]) -> Select[Any]:
 
 
 def vector_statement(
-    distance: Distance, where: Filter, path: VectorPath, knobs_count: int
+    distance: Distance,
+    where: Filter,
+    path: VectorPath,
+    knobs_count: int,
+    index: IndexShape = VECTOR_INDEX,
 ) -> Select[Any]:
-    """Nearest chunks; binds ``query_embedding``, ``limit`` and :func:`knob_params`."""
-    return _vector_statement(distance, _clause(where), path, knobs_count)
+    """Nearest chunks; binds ``query_embedding``, ``limit`` and :func:`knob_params` (and
+    ``binary_candidates`` on the index path of a ``bit`` index)."""
+    return _vector_statement(distance, _clause(where), path, knobs_count, index)
 
 
 def _vector_statement(
-    distance: Distance, where: ColumnElement[bool], path: VectorPath, knobs_count: int
+    distance: Distance,
+    where: ColumnElement[bool],
+    path: VectorPath,
+    knobs_count: int,
+    index: IndexShape,
 ) -> Select[Any]:
     if path == "exact":
         exact = _exact_leg(distance, where)
         score = _score(distance, exact.c.distance).label("score")
         return _joined(exact, score).order_by(exact.c.distance, chunks.c.id)
     knobs = _knobs(knobs_count)
-    leg = _hnsw_leg(distance, where, knobs, rows=True)
+    leg = _hnsw_leg(distance, where, knobs, rows=True, index=index)
     return (
         select(
             leg.c.id.label("chunk_id"),
@@ -329,18 +436,20 @@ def hybrid_statement(
     text_match: TextMatch,
     fusion: Fusion = "convex",
     selective: bool = False,
+    index: IndexShape = VECTOR_INDEX,
 ) -> Select[Any]:
     """The vector and keyword legs, fused in one statement (``selective``: the filter selects
-    few chunks, and the keyword leg scores those alone).
+    few chunks, and the keyword leg scores those alone; ``index``: the vector index the
+    vector leg's index path orders for).
 
     Each leg ranks its best ``limit`` chunks that pass the filter. ``convex``: a chunk scores
     ``alpha * v + (1 - alpha) * t``, where ``v`` and ``t`` are its leg scores min-max
     normalised over the leg's candidates (0 where it is absent). ``rrf``: ``1 / (rrf_k + rank)``
     per leg it appears in. Binds ``query_embedding``, ``query_text``, ``text_config``,
     ``limit`` (depth of each leg), ``alpha``, ``rrf_k``, ``max_postings`` and ``k`` (rows
-    returned).
+    returned); ``binary_candidates`` on the index path of a ``bit`` index.
     """
-    nearest = _vector_leg(distance, _clause(where), path, knobs_count)
+    nearest = _vector_leg(distance, _clause(where), path, knobs_count, index)
     vector_ranked = _ranked(
         nearest.c.id,
         _score(distance, nearest.c.distance),

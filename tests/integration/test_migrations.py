@@ -174,7 +174,7 @@ def test_alembic_command_line_from_the_repository(
     alembic(
         "-x", "dim=12", "-x", "model=my-model", "-x", "distance=inner_product", "upgrade", "head"
     )
-    assert "0005_bm25 (head)" in alembic("current")
+    assert "0006_vector_index_search (head)" in alembic("current")
     with psycopg.connect(libpq(url)) as conn:
         assert conn.execute(
             "SELECT embedding_model, embedding_dim, distance FROM pgsearch.store_config"
