@@ -44,9 +44,12 @@ DEFAULT_EF_SEARCH = 40
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 MAX_K = 1000
 # A bit (binary quantized) index is searched by Hamming distance for this many candidates per
-# row asked for, re-ranked by the exact distance. PROVISIONAL: pending the recall benchmark on
-# real vectors (issue 14's benchmarks/indexes.py), which sets the value.
-DEFAULT_BINARY_OVERSAMPLE = 10
+# row asked for, re-ranked by the exact distance. One bit per dimension ranks coarsely: many
+# vectors share a Hamming distance, and at 384 dimensions the true neighbours spread over the
+# first hundreds of codes. Measured on the Debian set (63k MiniLM vectors, 200 held-out
+# queries, HNSW m 16): 10 per row gives recall@10 0.93-0.95, 20 gives 0.96 (p50 1.8 ms, against
+# 0.6 ms for the full-precision index), 40 gives 0.97. 20 is the least that clears 0.95.
+DEFAULT_BINARY_OVERSAMPLE = 20
 MAX_BINARY_OVERSAMPLE = 100
 # The most candidates a Hamming scan hands to re-ranking (10 per row at MAX_K): beyond
 # hnsw.ef_search's 1000 the scan iterates, up to hnsw.max_scan_tuples.

@@ -14,7 +14,7 @@ write their vector leg for the index they find, as the Python search does
   ``pgsearch.chunks.embedding`` (spelled as :func:`pgsearch.vector_index.index_expression`
   spells it) that serves the store's distance, the newest when several do;
 * ``pgsearch._vector_leg`` orders by that index's expression: ``halfvec(D)`` casts of both
-  sides, or the Hamming distance of the binary quantizations over ``10 * k`` candidates
+  sides, or the Hamming distance of the binary quantizations over ``20 * k`` candidates
   (``DEFAULT_BINARY_OVERSAMPLE``, at most 10,000) re-ranked by the exact distance;
 * ``pgsearch._hnsw_knobs`` sets that method's knobs for the transaction: ``hnsw.ef_search``
   (raised to the candidates of a ``bit`` index) and ``hnsw.iterative_scan``, or
@@ -137,7 +137,7 @@ BEGIN
     END IF;
     IF store_index.storage = 'bit' THEN
         -- A bit index's scan returns the candidates that are re-ranked (DEFAULT_BINARY_OVERSAMPLE).
-        candidates := greatest(depth, least(depth * 10, 10000));
+        candidates := greatest(depth, least(depth * 20, 10000));
     END IF;
     PERFORM set_config('hnsw.ef_search',
                        CAST(least(greatest(40, candidates), 1000) AS text), true);
@@ -182,7 +182,7 @@ BEGIN
         RETURN format('SELECT candidate.id, candidate.embedding %1$s $2 AS distance FROM ('
                       'SELECT c.id, c.embedding FROM pgsearch.chunks c WHERE %2$s'
                       ' ORDER BY CAST(binary_quantize(c.embedding) AS bit(%3$s))'
-                      ' <~> binary_quantize($2) LIMIT greatest($5, least($5 * 10, 10000)))'
+                      ' <~> binary_quantize($2) LIMIT greatest($5, least($5 * 20, 10000)))'
                       ' AS candidate ORDER BY 2, 1 LIMIT $5',
                       operator, clause, store_index.dimensions);
     END IF;
@@ -209,7 +209,7 @@ _COMMENTS = {
         "pgsearch internal: the SQL of a vector leg, (id, exact distance) of the $5 nearest"
         " chunks to $2 that pass the filter clause, on the exact path or the index path, which"
         " orders by the store's vector index's expression (halfvec casts; binary quantization"
-        " over 10 candidates per row re-ranked by the exact distance)."
+        " over 20 candidates per row re-ranked by the exact distance)."
     ),
     "pgsearch.vector_search(vector, integer, jsonb)": (
         "The k (1 to 1000) chunks nearest to query_embedding that pass filter, best first;"
