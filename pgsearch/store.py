@@ -38,6 +38,7 @@ from pgsearch.search import SearchRequest, SearchResults, run_search
 from pgsearch.search.options import SearchOptions
 from pgsearch.store_config import StoreSettings, cached_store_settings, load_store_settings
 from pgsearch.types import Distance, SearchMode
+from pgsearch.vector_index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, Storage
 
 __all__ = ["Store", "StoreStatus"]
 
@@ -141,10 +142,14 @@ class Store:
         dim: int | None = None,
         distance: Distance | str = Distance.COSINE,
         text_config: str = "english",
-        m: int = 16,
-        ef_construction: int = 64,
+        m: int = DEFAULT_M,
+        ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+        storage: Storage = "vector",
     ) -> None:
-        """Create or upgrade the schema; a new store is sized for this store's embedder."""
+        """Create or upgrade the schema; a new store is sized for this store's embedder.
+
+        The other arguments only shape a new store (see :class:`StoreOptions`).
+        """
         upgrade(
             self.engine,
             StoreOptions(
@@ -154,6 +159,7 @@ class Store:
                 text_config=text_config,
                 m=m,
                 ef_construction=ef_construction,
+                storage=storage,
             ),
         )
 

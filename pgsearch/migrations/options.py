@@ -1,7 +1,8 @@
 """Parameters of a new store, chosen once, when the store is first migrated.
 
 ``pgsearch migrate`` passes them in ``Config.attributes["pgsearch_options"]``; the plain Alembic
-command line passes them as ``-x dim=768 -x distance=l2 -x text_config=simple -x model=NAME``.
+command line passes them as ``-x dim=768 -x distance=l2 -x text_config=simple -x model=NAME``
+(and ``-x m=``, ``-x ef_construction=``, ``-x storage=halfvec``).
 What neither gives comes from the configured embedder (``PGSEARCH_EMBEDDER``) and the defaults.
 """
 
@@ -13,12 +14,14 @@ from typing import Any
 
 from pgsearch.exceptions import ConfigurationError
 from pgsearch.types import Distance
+from pgsearch.vector_index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, MAX_DIMENSIONS, Storage
 
-__all__ = ["ATTRIBUTE", "MAX_HNSW_DIMENSIONS", "StoreOptions", "options_from_context"]
+__all__ = ["ATTRIBUTE", "MAX_COLUMN_DIMENSIONS", "StoreOptions", "options_from_context"]
 
 ATTRIBUTE = "pgsearch_options"
-# pgvector indexes `vector` columns of at most 2,000 dimensions with HNSW and IVFFlat.
-MAX_HNSW_DIMENSIONS = 2000
+# pgvector's `vector` type holds at most 16,000 dimensions; what its indexes take depends on
+# the index's storage (pgsearch.vector_index.MAX_DIMENSIONS).
+MAX_COLUMN_DIMENSIONS = 16_000
 _TEXT_CONFIG = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?")
 
 
@@ -33,21 +36,33 @@ class StoreOptions:
         text_config: Text-search configuration of the generated ``tsv`` column.
         m: HNSW ``m`` (links per node).
         ef_construction: HNSW ``ef_construction`` (candidate list size while building).
+        storage: What the store's first HNSW index holds: ``vector`` (up to 2,000 dimensions),
+            ``halfvec`` (half precision, up to 4,000: e.g. text-embedding-3-large's 3,072) or
+            ``bit`` (binary quantization, re-ranked exactly). Retune later with
+            ``op.rebuild_vector_index`` or ``pgsearch index rebuild``.
     """
 
     dim: int = 384
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
     distance: Distance = field(default=Distance.COSINE)
     text_config: str = "english"
-    m: int = 16
-    ef_construction: int = 64
+    m: int = DEFAULT_M
+    ef_construction: int = DEFAULT_EF_CONSTRUCTION
+    storage: Storage = "vector"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "distance", Distance.parse(self.distance))
-        if not 1 <= self.dim <= MAX_HNSW_DIMENSIONS:
+        if self.storage not in MAX_DIMENSIONS:
+            raise ConfigurationError(
+                f"unknown index storage {self.storage!r}: use vector, halfvec or bit"
+            )
+        most = min(MAX_DIMENSIONS[self.storage], MAX_COLUMN_DIMENSIONS)
+        if not 1 <= self.dim <= most:
+            wider = [s for s, limit in MAX_DIMENSIONS.items() if limit >= self.dim]
+            hint = f" (storage={wider[0]} indexes {self.dim})" if wider and self.dim > 0 else ""
             raise ConfigurationError(
                 f"embedding dimension {self.dim} is out of range: pgvector indexes 1 to "
-                f"{MAX_HNSW_DIMENSIONS} dimensions"
+                f"{most:,} dimensions with storage={self.storage}{hint}"
             )
         if not self.model.strip():
             raise ConfigurationError("the embedding model name is empty")
@@ -91,6 +106,7 @@ def options_from_context(context: Any) -> StoreOptions:
         "text_config",
         "m",
         "ef_construction",
+        "storage",
     }
     if unknown:
         raise ConfigurationError(f"unknown -x options: {', '.join(sorted(unknown))}")
@@ -100,7 +116,7 @@ def options_from_context(context: Any) -> StoreOptions:
         values.update(model=model, dim=dim)
     for name in ("dim", "m", "ef_construction"):
         values.update(_int_option(x_args, name))
-    for name in ("model", "distance", "text_config"):
+    for name in ("model", "distance", "text_config", "storage"):
         if name in x_args:
             values[name] = x_args[name]
     return StoreOptions(**values)

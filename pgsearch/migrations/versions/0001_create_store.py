@@ -5,7 +5,8 @@ Revises:
 Create Date: 2026-11-23
 
 The DDL is frozen here on purpose: later revisions change the schema, they never edit this one.
-The embedding dimension, distance, text-search configuration and HNSW parameters come from
+The embedding dimension, distance, text-search configuration and HNSW parameters (and the
+index's storage, added later: a store created before it got ``vector``) come from
 :func:`pgsearch.migrations.options.options_from_context`.
 """
 
@@ -171,10 +172,20 @@ def upgrade() -> None:
         )
         """
     )
-    # Keep vectors inline: TOASTed vectors make every exact-scan distance a detoast.
-    op.execute("ALTER TABLE pgsearch.chunks ALTER COLUMN embedding SET STORAGE PLAIN")
+    if options.dim <= 2000:
+        # Keep vectors inline: TOASTed vectors make every exact-scan distance a detoast. (A
+        # wider vector does not fit in a page: it stays TOASTable.)
+        op.execute("ALTER TABLE pgsearch.chunks ALTER COLUMN embedding SET STORAGE PLAIN")
+    # The index's storage (a later option: stores before it are all "vector"). halfvec and bit
+    # index an expression, spelled as pgsearch.vector_index.index_expression spells it.
+    half_opclass = opclass.replace("vector_", "halfvec_")
+    indexed = {
+        "vector": f"embedding {opclass}",
+        "halfvec": f"(embedding::halfvec({options.dim:d})) {half_opclass}",
+        "bit": f"(binary_quantize(embedding)::bit({options.dim:d})) bit_hamming_ops",
+    }[options.storage]
     op.execute(
-        f"CREATE INDEX ix_chunks_embedding_hnsw ON pgsearch.chunks USING hnsw (embedding {opclass})"
+        f"CREATE INDEX ix_chunks_embedding_hnsw ON pgsearch.chunks USING hnsw ({indexed})"
         f" WITH (m = {options.m:d}, ef_construction = {options.ef_construction:d})"
     )
     op.execute("CREATE INDEX ix_chunks_tsv ON pgsearch.chunks USING gin (tsv)")
