@@ -6,6 +6,7 @@ from alembic import context
 from pgsearch.migrations.environment import run_migrations
 
 if context.config.config_file_name is not None:
-    fileConfig(context.config.config_file_name)
+    # Keep loggers configured before (pgsearch's own, when run from Python) working.
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 run_migrations()

@@ -31,7 +31,7 @@ from pgsearch.database import describe_url, normalize_url
 from pgsearch.embedding_cache import cache_status, clear_cache
 from pgsearch.exceptions import PgSearchError, database_error
 from pgsearch.fusion import DEFAULT_RRF_K
-from pgsearch.indexes import create_metadata_index, drop_metadata_index
+from pgsearch.index_cli import add_index_parser, run_index_command
 from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary, check_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
 from pgsearch.search.options import DEFAULT_ALPHA, DEFAULT_B, DEFAULT_K1, DEFAULT_MAX_POSTINGS
@@ -39,6 +39,7 @@ from pgsearch.sources import iter_documents
 from pgsearch.store import Store
 from pgsearch.types import Distance, SearchMode
 from pgsearch.vector_files import VectorFolder, with_vectors
+from pgsearch.vector_index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 __all__ = ["main"]
 
@@ -63,8 +64,16 @@ def _parser() -> argparse.ArgumentParser:
         "--distance", default="cosine", choices=[d.value for d in Distance], help="vector distance"
     )
     migrate.add_argument("--text-config", default="english", help="text search configuration")
-    migrate.add_argument("--m", type=int, default=16, help="HNSW m")
-    migrate.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction")
+    migrate.add_argument("--m", type=int, default=DEFAULT_M, help="HNSW m")
+    migrate.add_argument(
+        "--ef-construction", type=int, default=DEFAULT_EF_CONSTRUCTION, help="HNSW ef_construction"
+    )
+    migrate.add_argument(
+        "--storage",
+        default="vector",
+        choices=["vector", "halfvec", "bit"],
+        help="what the HNSW index holds: halfvec indexes up to 4,000 dimensions (default vector)",
+    )
 
     downgrade = commands.add_parser("downgrade", help="downgrade the schema (base removes it)")
     downgrade.add_argument("revision", help="target revision, e.g. base")
@@ -177,15 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--model", help="clear only this model's vectors")
     cache.add_argument("--json", action="store_true", help="print the status as JSON")
 
-    index = commands.add_parser(
-        "index",
-        help="build (or --drop) a B-tree index on a metadata key for range filters",
-        description="Range filters ($lt $lte $gt $gte) on a metadata key use a B-tree index on "
-        "metadata -> 'key', built CONCURRENTLY (writers are not blocked). Equality and $in "
-        "filters need none: the GIN index on metadata serves them.",
-    )
-    index.add_argument("key", help="metadata key, e.g. year or author.name")
-    index.add_argument("--drop", action="store_true", help="drop the key's index instead")
+    add_index_parser(commands)
 
     evaluate = commands.add_parser(
         "eval",
@@ -234,6 +235,7 @@ def _migrate(store: Store, args: argparse.Namespace) -> None:
         text_config=args.text_config,
         m=args.m,
         ef_construction=args.ef_construction,
+        storage=args.storage,
     )
     settings = store.status().settings
     assert settings is not None
@@ -456,13 +458,6 @@ def _cache(store: Store, args: argparse.Namespace) -> None:
         print(f"{model.model}: {model.rows:,} vectors, {model.bytes / 2**20:,.1f} MiB")
 
 
-def _index(store: Store, args: argparse.Namespace) -> None:
-    if args.drop:
-        print(f"dropped index pgsearch.{drop_metadata_index(store.engine, args.key)}")
-    else:
-        print(f"index pgsearch.{create_metadata_index(store.engine, args.key)} is ready")
-
-
 def _eval(store: Store, args: argparse.Namespace) -> None:
     from pgsearch.evaluation import evaluate
 
@@ -519,7 +514,7 @@ _COMMANDS = {
     "downgrade": _downgrade,
     "ingest": _ingest,
     "search": _search,
-    "index": _index,
+    "index": run_index_command,
     "cache": _cache,
     "status": _status,
     "optimize": _optimize,

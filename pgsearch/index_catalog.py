@@ -63,6 +63,7 @@ _INDEXES = text(
            pg_get_expr(i.indexprs, i.indrelid) AS expression,
            pg_get_expr(i.indpred, i.indrelid) AS predicate,
            i.indisvalid AS valid, pg_relation_size(ci.oid) AS size_bytes,
+           nullif(ci.reltuples, -1) AS rows,
            nullif(ia.atttypmod, -1) AS dimensions
     FROM pg_index AS i
     JOIN pg_class AS ci ON ci.oid = i.indexrelid
@@ -101,6 +102,8 @@ class VectorIndexInfo:
         size_bytes: ``pg_relation_size`` of the index.
         dimensions: Dimensions of the indexed values, when the type says (``vector(384)``).
         oid: The index's OID: higher is newer (until OIDs wrap around).
+        rows: Rows in the index as of its build or the table's last VACUUM or ANALYZE
+            (``pg_class.reltuples``); ``None`` before either.
     """
 
     name: str
@@ -118,6 +121,23 @@ class VectorIndexInfo:
     size_bytes: int
     dimensions: int | None
     oid: int
+    rows: int | None = None
+
+    def operation_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``op.create_vector_index`` that build this index again."""
+        arguments: dict[str, Any] = {
+            "schema": self.schema,
+            "method": self.method,
+            "storage": self.storage,
+            **self.parameters,
+        }
+        if self.distance is not None:
+            arguments["distance"] = self.distance.value
+        if self.column is not None:
+            arguments["column_name"] = self.column
+        if self.predicate is not None:
+            arguments["where"] = self.predicate
+        return arguments
 
     @property
     def lists(self) -> int | None:
@@ -153,6 +173,7 @@ def _info(row: Any) -> VectorIndexInfo:
         size_bytes=int(row.size_bytes),
         dimensions=None if row.dimensions is None else int(row.dimensions),
         oid=int(row.oid),
+        rows=None if row.rows is None else int(row.rows),
     )
 
 

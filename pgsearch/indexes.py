@@ -2,7 +2,7 @@
 
 The schema's indexes live in the Alembic revisions; query-time knobs in
 :mod:`pgsearch.search.options`. The only DDL here is what a user asks for explicitly:
-:func:`create_metadata_index` (``pgsearch index KEY``).
+:func:`create_metadata_index` (``pgsearch index metadata KEY``).
 """
 
 from __future__ import annotations

@@ -336,16 +336,16 @@ class _VectorIndexOp(MigrateOperation):
         )
 
     def arguments(self) -> dict[str, Any]:
-        """The keyword arguments that re-create this operation (for rendering)."""
+        """The keyword arguments that re-create this operation, defaults resolved."""
         return {
             "schema": self.schema,
-            "method": self.method,
+            "method": self.index.method,
             "distance": self.distance,
-            "storage": self.storage,
-            "m": self.m,
-            "ef_construction": self.ef_construction,
-            "lists": self.lists,
-            "where": self.where,
+            "storage": self.index.storage,
+            "m": self.index.m,
+            "ef_construction": self.index.ef_construction,
+            "lists": self.index.lists,
+            "where": self.index.where,
             "concurrently": self.concurrently,
             "maintenance_work_mem": self.settings.get("maintenance_work_mem"),
             "max_parallel_maintenance_workers": (
@@ -508,12 +508,30 @@ class RebuildVectorIndexOp(_VectorIndexOp):
                 f"rebuild of {self.index_name} does not know the previous parameters: give "
                 "previous={...} to make it reversible"
             )
+        index_arguments = (
+            "schema",
+            "method",
+            "distance",
+            "storage",
+            "m",
+            "ef_construction",
+            "lists",
+            "where",
+        )
+        previous = {
+            key: value
+            for key, value in self.arguments().items()
+            if key in index_arguments and value is not None
+        }
+        build = {
+            key: value for key, value in self.arguments().items() if key not in index_arguments
+        }
         return RebuildVectorIndexOp(
             self.index_name,
             self.table_name,
             self.column_name,
-            previous=self.arguments(),
-            **self.previous,
+            previous=previous,
+            **{**build, **self.previous},
         )
 
 

@@ -134,7 +134,7 @@ def test_pgsearch_index_serves_range_filters(
     url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     base = ["--database-url", url, "--embedder", "hashing:64"]
     where = {"n": {"$gte": 2980}}
-    assert main([*base, "index", "n"]) == 0
+    assert main([*base, "index", "metadata", "n"]) == 0
     assert "ix_chunks_metadata_n is ready" in capsys.readouterr().out
     try:
         with store.session() as session:
@@ -143,10 +143,10 @@ def test_pgsearch_index_serves_range_filters(
         results = store.search(query_vector=_query(), k=50, filter=where)
         assert sorted(r.metadata["n"] for r in results) == list(range(2980, 3000))
     finally:
-        assert main([*base, "index", "n", "--drop"]) == 0
+        assert main([*base, "index", "metadata", "n", "--drop"]) == 0
     with store.session() as session:
         assert "ix_chunks_metadata_n" not in _plan(session, "exact", where)
-    assert main([*base, "index", "bad key'"]) == 1
+    assert main([*base, "index", "metadata", "bad key'"]) == 1
     assert "is not a field" in capsys.readouterr().err
 
 
