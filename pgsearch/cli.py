@@ -34,12 +34,18 @@ from pgsearch.fusion import DEFAULT_RRF_K
 from pgsearch.index_cli import add_index_parser, run_index_command
 from pgsearch.ingest import MAX_DOCUMENT_CHARS, DocumentInput, IngestSummary, check_documents
 from pgsearch.search import DEFAULT_EF_SEARCH, SearchRequest, SearchResult, SearchResults
-from pgsearch.search.options import DEFAULT_ALPHA, DEFAULT_B, DEFAULT_K1, DEFAULT_MAX_POSTINGS
+from pgsearch.search.options import (
+    DEFAULT_ALPHA,
+    DEFAULT_B,
+    DEFAULT_BINARY_OVERSAMPLE,
+    DEFAULT_K1,
+    DEFAULT_MAX_POSTINGS,
+)
 from pgsearch.sources import iter_documents
 from pgsearch.store import Store
 from pgsearch.types import Distance, SearchMode
 from pgsearch.vector_files import VectorFolder, with_vectors
-from pgsearch.vector_index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M
+from pgsearch.vector_index import DEFAULT_DISTANCE, DEFAULT_EF_CONSTRUCTION, DEFAULT_M
 
 __all__ = ["main"]
 
@@ -61,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the pgsearch schema")
     migrate.add_argument("--dim", type=int, help="embedding dimension (default: the embedder's)")
     migrate.add_argument(
-        "--distance", default="cosine", choices=[d.value for d in Distance], help="vector distance"
+        "--distance",
+        default=DEFAULT_DISTANCE.value,
+        choices=[d.value for d in Distance],
+        help="vector distance",
     )
     migrate.add_argument("--text-config", default="english", help="text search configuration")
     migrate.add_argument("--m", type=int, default=DEFAULT_M, help="HNSW m")
@@ -136,6 +145,23 @@ def _parser() -> argparse.ArgumentParser:
         choices=["relaxed_order", "strict_order", "off"],
         default="relaxed_order",
         help="hnsw.iterative_scan for filtered HNSW scans (default relaxed_order)",
+    )
+    search.add_argument(
+        "--probes",
+        type=int,
+        help="ivfflat.probes: lists an IVFFlat index scan visits (default sqrt(lists))",
+    )
+    search.add_argument(
+        "--max-probes",
+        type=int,
+        help="ivfflat.max_probes: most lists an iterative IVFFlat scan visits (default all)",
+    )
+    search.add_argument(
+        "--binary-oversample",
+        type=int,
+        default=DEFAULT_BINARY_OVERSAMPLE,
+        help="bit index: Hamming candidates per result, re-ranked by the exact distance"
+        f" (default {DEFAULT_BINARY_OVERSAMPLE})",
     )
     search.add_argument(
         "--text-match",
@@ -351,6 +377,9 @@ def _search(store: Store, args: argparse.Namespace) -> None:
         group_by=args.group_by,
         ef_search=args.ef_search,
         iterative_scan=args.iterative_scan,
+        probes=args.probes,
+        max_probes=args.max_probes,
+        binary_oversample=args.binary_oversample,
         text_match=args.text_match,
         k1=args.k1,
         b=args.b,

@@ -38,7 +38,7 @@ from pgsearch.search import SearchRequest, SearchResults, run_search
 from pgsearch.search.options import SearchOptions
 from pgsearch.store_config import StoreSettings, cached_store_settings, load_store_settings
 from pgsearch.types import Distance, SearchMode
-from pgsearch.vector_index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, Storage
+from pgsearch.vector_index import DEFAULT_DISTANCE, DEFAULT_EF_CONSTRUCTION, DEFAULT_M, Storage
 
 __all__ = ["Store", "StoreStatus"]
 
@@ -140,7 +140,7 @@ class Store:
         self,
         *,
         dim: int | None = None,
-        distance: Distance | str = Distance.COSINE,
+        distance: Distance | str = DEFAULT_DISTANCE,
         text_config: str = "english",
         m: int = DEFAULT_M,
         ef_construction: int = DEFAULT_EF_CONSTRUCTION,

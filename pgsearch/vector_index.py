@@ -26,6 +26,7 @@ from pgsearch.exceptions import InvalidIndexError
 from pgsearch.types import Distance
 
 __all__ = [
+    "DEFAULT_DISTANCE",
     "DEFAULT_EF_CONSTRUCTION",
     "DEFAULT_M",
     "MAX_DIMENSIONS",
@@ -41,6 +42,8 @@ __all__ = [
 IndexMethod = Literal["hnsw", "ivfflat"]
 Storage = Literal["vector", "halfvec", "bit"]
 
+# Cosine: what sentence-transformers and OpenAI embeddings are trained for.
+DEFAULT_DISTANCE = Distance.COSINE
 # pgvector's own defaults for HNSW: recall@10 about 0.96 on 60k MiniLM vectors at ef_search 40.
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 64
@@ -126,7 +129,7 @@ class VectorIndex:
     column: str = "embedding"
     schema: str | None = None
     method: IndexMethod = "hnsw"
-    distance: Distance = Distance.COSINE
+    distance: Distance = DEFAULT_DISTANCE
     storage: Storage = "vector"
     m: int | None = None
     ef_construction: int | None = None

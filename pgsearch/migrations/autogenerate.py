@@ -35,6 +35,7 @@ from pgsearch.migrations.operations import (
     RebuildVectorIndexOp,
 )
 from pgsearch.models import SCHEMA, Base
+from pgsearch.vector_index import DEFAULT_DISTANCE
 
 __all__ = [
     "application_options",
@@ -169,7 +170,7 @@ def _render_arguments(op: Any, head: Iterable[str]) -> str:
     defaults = {
         "schema": None,
         "method": "hnsw",
-        "distance": "cosine",
+        "distance": DEFAULT_DISTANCE.value,
         "storage": "vector",
         "m": None,
         "ef_construction": None,

@@ -30,7 +30,7 @@ from psycopg import sql
 
 from pgsearch.exceptions import InvalidIndexError, PgSearchError
 from pgsearch.types import Distance
-from pgsearch.vector_index import VectorIndex, default_lists
+from pgsearch.vector_index import DEFAULT_DISTANCE, VectorIndex, default_lists
 
 __all__ = [
     "IVFFLAT_ROWS_PER_LIST",
@@ -292,7 +292,7 @@ class _VectorIndexOp(MigrateOperation):
         *,
         schema: str | None = None,
         method: str = "hnsw",
-        distance: str | Distance = "cosine",
+        distance: str | Distance = DEFAULT_DISTANCE,
         storage: str = "vector",
         m: int | None = None,
         ef_construction: int | None = None,

@@ -14,7 +14,13 @@ from typing import Any
 
 from pgsearch.exceptions import ConfigurationError
 from pgsearch.types import Distance
-from pgsearch.vector_index import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, MAX_DIMENSIONS, Storage
+from pgsearch.vector_index import (
+    DEFAULT_DISTANCE,
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_M,
+    MAX_DIMENSIONS,
+    Storage,
+)
 
 __all__ = ["ATTRIBUTE", "MAX_COLUMN_DIMENSIONS", "StoreOptions", "options_from_context"]
 
@@ -44,7 +50,7 @@ class StoreOptions:
 
     dim: int = 384
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    distance: Distance = field(default=Distance.COSINE)
+    distance: Distance = field(default=DEFAULT_DISTANCE)
     text_config: str = "english"
     m: int = DEFAULT_M
     ef_construction: int = DEFAULT_EF_CONSTRUCTION
