@@ -148,22 +148,23 @@ def _index_arguments(index: Index) -> dict[str, Any] | None:
     }
 
 
-@vector_index_rewriter.rewrites(ops.CreateIndexOp)
-def _create_index(context: Any, revision: Any, op: ops.CreateIndexOp) -> Any:
+def _as_vector_operation(op: ops.CreateIndexOp | ops.DropIndexOp, kind: type[Any]) -> Any:
+    """``op`` as ``kind`` (a vector index operation) when it is about a modelled pgvector index."""
     index = op.to_index()
     arguments = _index_arguments(index) if is_vector_index(index) else None
     if arguments is None or index.name is None or index.table is None:
         return op
-    return CreateVectorIndexOp(str(index.name), index.table.name, **arguments)
+    return kind(str(index.name), index.table.name, **arguments)
+
+
+@vector_index_rewriter.rewrites(ops.CreateIndexOp)
+def _create_index(context: Any, revision: Any, op: ops.CreateIndexOp) -> Any:
+    return _as_vector_operation(op, CreateVectorIndexOp)
 
 
 @vector_index_rewriter.rewrites(ops.DropIndexOp)
 def _drop_index(context: Any, revision: Any, op: ops.DropIndexOp) -> Any:
-    index = op.to_index()
-    arguments = _index_arguments(index) if is_vector_index(index) else None
-    if arguments is None or index.name is None or index.table is None:
-        return op
-    return DropVectorIndexOp(str(index.name), index.table.name, **arguments)
+    return _as_vector_operation(op, DropVectorIndexOp)
 
 
 def _render_arguments(op: Any, head: Iterable[str]) -> str:
