@@ -311,6 +311,7 @@ def rebuild(store: Store, variant: Variant, memory: str) -> float:
                 ef_construction=EF_CONSTRUCTION if hnsw else None,
                 lists=None,
                 maintenance_work_mem=memory,
+                old_index_grace=0,  # one process: no other searches to move over
             )
     seconds = time.perf_counter() - start
     forget_index_cache(store)
@@ -318,11 +319,9 @@ def rebuild(store: Store, variant: Variant, memory: str) -> float:
 
 
 def forget_index_cache(store: Store) -> None:
-    """Drop what this pgsearch remembers about the store's vector index, where it does."""
-    try:
-        from pgsearch.index_catalog import forget_search_index  # type: ignore[import-not-found]
-    except ImportError:
-        return
+    """Drop what this process remembers about the store's vector index."""
+    from pgsearch.index_catalog import forget_search_index
+
     forget_search_index(store.engine)
 
 

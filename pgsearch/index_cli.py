@@ -79,8 +79,16 @@ def add_index_parser(commands: Any) -> None:
     listing = actions.add_parser("list", help="name, method, storage, params, size, valid, rows")
     listing.add_argument("--json", action="store_true", help="print as JSON")
     _build_arguments(actions.add_parser("create", help="a new vector index on chunks.embedding"))
-    _build_arguments(
-        actions.add_parser("rebuild", help="replace an index (new one built first, then swapped)")
+    rebuild = actions.add_parser(
+        "rebuild", help="replace an index (new one built first, then swapped)"
+    )
+    _build_arguments(rebuild)
+    rebuild.add_argument(
+        "--old-index-grace",
+        type=float,
+        metavar="SECONDS",
+        help="keep the old index this long once the new one is valid (default: 60 when the "
+        "storage changes, so that other processes' searches move over first)",
     )
     drop = actions.add_parser("drop", help="drop a vector index")
     drop.add_argument("name", help="index name")
@@ -104,10 +112,8 @@ def add_index_parser(commands: Any) -> None:
     metadata.add_argument("--drop", action="store_true", help="drop the key's index instead")
 
 
-def _build_kwargs(
-    args: argparse.Namespace, distance: str, current: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The operation's arguments: those given, else (rebuild) the index's own, else defaults."""
+def _build_kwargs(args: argparse.Namespace, distance: str | None) -> dict[str, Any]:
+    """The operation's arguments: those given (a rebuild keeps the index's others)."""
     given = {
         "method": args.method,
         "storage": args.storage,
@@ -115,23 +121,12 @@ def _build_kwargs(
         "ef_construction": args.ef_construction,
         "lists": args.lists,
         "where": args.where,
-    }
-    kwargs: dict[str, Any] = {"method": "hnsw", "storage": "vector"}
-    current = current or {}
-    same_method = (args.method or current.get("method")) == current.get("method")
-    for key, value in current.items():
-        # A rebuild keeps what is not asked to change; another method's parameters go.
-        if key in given and (same_method or key in ("storage", "where")):
-            kwargs[key] = value
-    kwargs.update({key: value for key, value in given.items() if value is not None})
-    return {
-        **kwargs,
-        "schema": SCHEMA,
         "distance": distance,
-        "concurrently": not args.blocking,
         "maintenance_work_mem": args.maintenance_work_mem,
         "max_parallel_maintenance_workers": args.max_parallel_maintenance_workers,
     }
+    kwargs = {key: value for key, value in given.items() if value is not None}
+    return {**kwargs, "schema": SCHEMA, "concurrently": not args.blocking}
 
 
 def _previous(store: Store, name: str) -> dict[str, Any] | None:
@@ -230,14 +225,17 @@ def run_index_command(store: Store, args: argparse.Namespace) -> None:
         )
         _run(store, args, operation, f"drop vector index {args.name}")
     else:
-        with store.engine.connect() as connection:
-            distance = load_store_settings(connection).distance.value
         if action == "create":
+            with store.engine.connect() as connection:  # the index must serve the store
+                distance = load_store_settings(connection).distance.value
             operation = CreateVectorIndexOp(args.name, "chunks", **_build_kwargs(args, distance))
         else:
-            previous = _previous(store, args.name)
             operation = RebuildVectorIndexOp(
-                args.name, "chunks", previous=previous, **_build_kwargs(args, distance, previous)
+                args.name,
+                "chunks",
+                previous=_previous(store, args.name),
+                old_index_grace=args.old_index_grace,
+                **_build_kwargs(args, None),
             )
         _run(store, args, operation, f"{action} vector index {args.name}")
 

@@ -198,43 +198,45 @@ class RecallEstimate:
 def estimate_recall(store: Any, queries: int = 100, k: int = 10, **options: Any) -> RecallEstimate:
     """Search ``queries`` stored vectors (a seeded sample) with the index and exactly.
 
-    A result of the index search counts as a hit when it is in the exact top ``k`` or as near
-    as its ``k``-th row (equal vectors tie). ``options`` are search options (``ef_search``,
-    ``probes``, ...).
+    Each sampled chunk is left out of its own results (it would be its own nearest neighbour
+    on both paths). A result of the index search counts as a hit when it is in the exact top
+    ``k`` or as near as its ``k``-th row (equal vectors tie). ``options`` are search options
+    (``ef_search``, ``probes``, ...).
 
     Raises:
-        PgSearchError: The store has fewer than ``k`` chunks.
+        PgSearchError: The store has ``k`` chunks or fewer.
     """
     with store.engine.connect() as connection:
-        total = connection.execute(text("SELECT count(*) FROM pgsearch.chunks")).scalar_one()
-        if total < k:
-            raise PgSearchError(f"the store has {total} chunks: recall@{k} needs at least {k}")
         ids = connection.execute(text("SELECT id FROM pgsearch.chunks")).scalars().all()
+        if len(ids) <= k:
+            raise PgSearchError(f"the store has {len(ids)} chunks: recall@{k} needs more than {k}")
         picked = random.Random(0).sample(list(ids), min(queries, len(ids)))
         rows = connection.execute(
             text(
-                "SELECT CAST(embedding AS real[]) FROM pgsearch.chunks"
+                "SELECT id, CAST(embedding AS real[]) FROM pgsearch.chunks"
                 " WHERE id = ANY(:ids) ORDER BY id"
             ),
             {"ids": picked},
-        ).scalars()
-        vectors = [np.asarray(row, dtype=np.float32) for row in rows]
+        ).all()
     hits, index_ms, exact_ms, path = 0.0, [], [], ""
-    for vector in vectors:
+    for chunk_id, values in rows:
+        vector = np.asarray(values, dtype=np.float32)
         start = time.perf_counter()
-        exact = store.search(query_vector=vector, k=k, mode="vector", exact=True)
+        exact = store.search(query_vector=vector, k=k + 1, mode="vector", exact=True)
         exact_ms.append((time.perf_counter() - start) * 1000)
         start = time.perf_counter()
-        found = store.search(query_vector=vector, k=k, mode="vector", **options)
+        found = store.search(query_vector=vector, k=k + 1, mode="vector", **options)
         index_ms.append((time.perf_counter() - start) * 1000)
         path = found.path
-        kth = min(r.score for r in exact)
-        truth = {r.chunk_id for r in exact}
-        hits += sum(1 for r in found if r.chunk_id in truth or r.score >= kth - 1e-6) / k
+        truth = [r for r in exact if r.chunk_id != chunk_id][:k]
+        answer = [r for r in found if r.chunk_id != chunk_id][:k]
+        kth = min(r.score for r in truth)
+        ids_of_truth = {r.chunk_id for r in truth}
+        hits += sum(1 for r in answer if r.chunk_id in ids_of_truth or r.score >= kth - 1e-6) / k
     return RecallEstimate(
-        queries=len(vectors),
+        queries=len(rows),
         k=k,
-        recall=hits / len(vectors),
+        recall=hits / len(rows),
         index_p50_ms=statistics.median(index_ms),
         exact_p50_ms=statistics.median(exact_ms),
         path=path,

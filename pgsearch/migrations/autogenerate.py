@@ -18,13 +18,12 @@ An application's ``env.py``::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from alembic.autogenerate import renderers, rewriter
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
-from sqlalchemy import Index
+from sqlalchemy import Index, MetaData
 from sqlalchemy.schema import SchemaItem
 
 from pgsearch.indexes import METADATA_INDEX_PREFIX
@@ -100,12 +99,17 @@ def _pgsearch_object(
     return include_vector_index(obj, name, type_, reflected, compare_to)
 
 
-def _application_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-    if type_ == "schema":
-        return name != SCHEMA
-    if type_ == "table":
-        return name != VERSION_TABLE
-    return True
+def _application_names(schemas: set[str | None]) -> Any:
+    """``include_name`` of an application: its models' schemas, never pgsearch's objects."""
+
+    def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        if type_ == "schema":
+            return name != SCHEMA and name in schemas
+        if type_ == "table":
+            return name != VERSION_TABLE
+        return True
+
+    return include_name
 
 
 def render_pgvector_type(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
@@ -167,52 +171,44 @@ def _drop_index(context: Any, revision: Any, op: ops.DropIndexOp) -> Any:
     return _as_vector_operation(op, DropVectorIndexOp)
 
 
-def _render_arguments(op: Any, head: Iterable[str]) -> str:
-    defaults = {
-        "schema": None,
-        "method": "hnsw",
-        "distance": DEFAULT_DISTANCE.value,
-        "storage": "vector",
-        "m": None,
-        "ef_construction": None,
-        "lists": None,
-        "where": None,
-        "concurrently": True,
-        "maintenance_work_mem": None,
-        "max_parallel_maintenance_workers": None,
-    }
-    given = {k: v for k, v in op.arguments().items() if defaults.get(k, object()) != v}
-    if op.index.method == "hnsw":  # the checked defaults are written out: they are the index
-        given.setdefault("m", op.index.m)
-        given.setdefault("ef_construction", op.index.ef_construction)
-    parts = [repr(value) for value in head]
-    parts += [f"{key}={value!r}" for key, value in given.items()]
+# What create and drop write when it is the default (a rebuild writes what it was given:
+# there, a value repeats a choice the rebuild would otherwise inherit from the index).
+_DEFAULTS = {"method": "hnsw", "distance": DEFAULT_DISTANCE.value, "storage": "vector"}
+
+
+def _render_arguments(op: Any, arguments: dict[str, Any]) -> str:
+    parts = [repr(op.index_name), repr(op.table_name), repr(op.column_name)]
+    parts += [f"{key}={value!r}" for key, value in arguments.items()]
     return ", ".join(parts)
 
 
-def _heads(op: Any) -> list[str]:
-    return [op.index_name, op.table_name, op.column_name]
+def _without_defaults(op: CreateVectorIndexOp | DropVectorIndexOp) -> dict[str, Any]:
+    arguments = {k: v for k, v in op.arguments().items() if _DEFAULTS.get(k) != v}
+    if op.index.method == "hnsw":  # the checked defaults are written out: they are the index
+        arguments.setdefault("m", op.index.m)
+        arguments.setdefault("ef_construction", op.index.ef_construction)
+    return arguments
 
 
 @renderers.dispatch_for(CreateVectorIndexOp)
 def _render_create(autogen_context: AutogenContext, op: CreateVectorIndexOp) -> str:
     autogen_context.imports.add(_IMPORT)
-    return f"op.create_vector_index({_render_arguments(op, _heads(op))})"
+    return f"op.create_vector_index({_render_arguments(op, _without_defaults(op))})"
 
 
 @renderers.dispatch_for(DropVectorIndexOp)
 def _render_drop(autogen_context: AutogenContext, op: DropVectorIndexOp) -> str:
     autogen_context.imports.add(_IMPORT)
-    return f"op.drop_vector_index({_render_arguments(op, _heads(op))})"
+    return f"op.drop_vector_index({_render_arguments(op, _without_defaults(op))})"
 
 
 @renderers.dispatch_for(RebuildVectorIndexOp)
 def _render_rebuild(autogen_context: AutogenContext, op: RebuildVectorIndexOp) -> str:
     autogen_context.imports.add(_IMPORT)
-    arguments = _render_arguments(op, _heads(op))
+    arguments = op.arguments()
     if op.previous is not None:
-        arguments += f", previous={op.previous!r}"
-    return f"op.rebuild_vector_index({arguments})"
+        arguments["previous"] = op.previous
+    return f"op.rebuild_vector_index({_render_arguments(op, arguments)})"
 
 
 def pgsearch_options() -> dict[str, Any]:
@@ -226,16 +222,21 @@ def pgsearch_options() -> dict[str, Any]:
     }
 
 
-def application_options() -> dict[str, Any]:
+def application_options(target_metadata: MetaData | None = None) -> dict[str, Any]:
     """``context.configure`` options for an application that includes pgsearch's revisions.
 
-    Its autogenerate leaves the ``pgsearch`` schema and pgsearch's version table alone,
-    compares pgvector indexes by name only, renders pgvector column types with their import,
-    and writes modelled pgvector indexes as ``op.create_vector_index`` (built concurrently).
+    Its autogenerate compares the schemas its models use (``target_metadata``'s; without it,
+    the default schema only), never the ``pgsearch`` schema, pgsearch's version table or any
+    other schema in the database; compares pgvector indexes by name only; renders pgvector
+    column types with their import; and writes modelled pgvector indexes as
+    ``op.create_vector_index`` (built concurrently).
     """
+    schemas: set[str | None] = {None}
+    if target_metadata is not None:
+        schemas |= {table.schema for table in target_metadata.tables.values()}
     return {
-        "include_schemas": True,
-        "include_name": _application_name,
+        "include_schemas": len(schemas) > 1,
+        "include_name": _application_names(schemas),
         "include_object": include_vector_index,
         "render_item": render_pgvector_type,
         "process_revision_directives": vector_index_rewriter,

@@ -68,6 +68,10 @@ def test_application_includes_pgsearch(make_database: Callable[[], sa.URL], tmp_
     assert store.search("vectors", mode="text")[0].external_id == "a"
 
     command.check(config)  # nothing to do: pgsearch's schema is not the application's
+    with engine.begin() as conn:  # nor is another schema's table (another tool's, say)
+        conn.exec_driver_sql("CREATE SCHEMA other")
+        conn.exec_driver_sql("CREATE TABLE other.jobs (id int PRIMARY KEY)")
+    command.check(config)
 
     # A new model with a vector column and an HNSW index: autogenerate writes both right.
     models = app / "models.py"

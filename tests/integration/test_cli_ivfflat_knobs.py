@@ -35,7 +35,16 @@ def test_ivfflat_and_binary_knobs_reach_the_search(
     )
     assert main([*base, "migrate"]) == 0
     assert main([*base, "ingest", str(corpus), "--no-progress"]) == 0
-    rebuild = ["index", "rebuild", "--method", "ivfflat", "--storage", "bit"]
+    rebuild = [
+        "index",
+        "rebuild",
+        "--method",
+        "ivfflat",
+        "--storage",
+        "bit",
+        "--old-index-grace",
+        "0",
+    ]
     assert main([*base, *rebuild, "--lists", str(LISTS), "--apply"]) == 0
     capsys.readouterr()
 

@@ -64,7 +64,8 @@ def test_apply_create_rebuild_drop_and_recall(
     )
     assert index["parameters"] == {"m": 16, "ef_construction": 64}
 
-    assert main([*base, "index", "rebuild", "--storage", "halfvec", "--m", "8", "--apply"]) == 0
+    rebuild = ["index", "rebuild", "--storage", "halfvec", "--m", "8", "--old-index-grace", "0"]
+    assert main([*base, *rebuild, "--apply"]) == 0
     assert "rebuild vector index ix_chunks_embedding_hnsw: done" in capsys.readouterr().out
     [index] = _list(store, capsys)
     assert (index["storage"], index["parameters"]) == (
@@ -90,7 +91,10 @@ def test_apply_create_rebuild_drop_and_recall(
 
     assert main([*base, "index", "drop", "ix_chunks_embedding_ivf", "--apply"]) == 0
     assert [i["name"] for i in _list(store, capsys)] == ["ix_chunks_embedding_hnsw"]
-    assert main([*base, "index", "recall", "--queries", "20"]) == 0
+    assert main([*base, "index", "recall", "--queries", "20", "--json"]) == 0
+    estimate = json.loads(capsys.readouterr().out)
+    assert estimate["recall"] >= 0.9  # a halfvec HNSW graph over 400 rows misses little
+    assert main([*base, "index", "recall", "--queries", "20", "--ef-search", "10"]) == 0
     assert "recall@10 " in capsys.readouterr().out
 
 
@@ -103,7 +107,7 @@ def test_bad_requests_change_nothing(store: Store, capsys: pytest.CaptureFixture
         (["create", "ix_x", "--method", "ivfflat", "--lists", "0", "--apply"], "lists=0"),
         (["create", "ix_x", "--m", "8", "--method", "ivfflat", "--apply"], "HNSW parameters"),
         (["drop", "ix_none", "--apply"], "there is no index ix_none"),
-        (["rebuild", "ix_none", "--apply"], "no index ix_none"),
+        (["rebuild", "ix_none", "--apply"], "no pgvector index ix_none"),
         (["create", "ix_x", "--config", "/nonexistent/alembic.ini"], "no Alembic config"),
     ]:
         assert main([*base, "index", *arguments]) == 1, arguments
@@ -134,8 +138,8 @@ def test_writes_migrations_into_the_application(
     written = Path(capsys.readouterr().out.split("wrote ")[1].split(":")[0])
     text = written.read_text()
     assert "op.rebuild_vector_index('ix_chunks_embedding_hnsw', 'chunks', 'embedding'" in text
-    # Only --m changes: the storage and ef_construction are the index's own (halfvec, 64).
-    assert "storage='halfvec', m=12, ef_construction=64, previous={" in text
+    # Only --m changes: the rebuild keeps the index's storage and ef_construction.
+    assert "'embedding', schema='pgsearch', m=12, previous={" in text
     assert "=None" not in text and ": None," not in text and ": None}" not in text
     assert "depends_on" in text and written.parent == app / "migrations" / "versions"
     [index] = _list(store, capsys)

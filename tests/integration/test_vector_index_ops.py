@@ -252,11 +252,14 @@ def test_rebuild_swaps_in_the_new_index(engine: sa.Engine, table: str, concurren
         m=24,
         ef_construction=100,
         concurrently=concurrently,
+        old_index_grace=0,
     )
     assert list(indexes(engine)) == ["ix_items_vec"]
     definition, valid = indexes(engine)["ix_items_vec"]
     assert valid and "halfvec_cosine_ops) WITH (m='24', ef_construction='100')" in definition
-    with pytest.raises(InvalidIndexError, match=r"no index ix_other .* to rebuild"):
+    with pytest.raises(
+        InvalidIndexError, match=r"no pgvector index ix_other of app.items to rebuild"
+    ):
         run(engine, "rebuild_vector_index", "ix_other", table, schema="app")
 
 
@@ -281,24 +284,108 @@ def test_rebuild_that_fails_keeps_the_old_index(engine: sa.Engine, table: str) -
     assert "m='8'" in indexes(engine)["ix_items_vec"][0]
 
 
+def _oid(engine: sa.Engine, name: str) -> int | None:
+    with engine.connect() as conn:
+        value = conn.exec_driver_sql("SELECT to_regclass(%(n)s)::oid", {"n": name}).scalar()
+    return None if value is None else int(value)
+
+
 def test_rebuild_blocked_by_a_long_transaction(engine: sa.Engine, table: str) -> None:
     """The old index cannot be dropped while a transaction holds the table: the new index
-    stays and serves, and running the rebuild again finishes the swap."""
+    already has the name and serves; running the rebuild again drops the old one, and does
+    not build a third."""
     run(engine, "create_vector_index", "ix_items_vec", table, schema="app")
     impatient = sa.create_engine(
         engine.url, connect_args={"options": "-c lock_timeout=300ms"}, poolclass=sa.NullPool
     )
     with engine.connect() as reader:
         reader.exec_driver_sql("SELECT count(*) FROM app.items").scalar()
-        with pytest.raises(PgSearchError, match=r"serves searches, .*lock timeout.*run the same"):
+        with pytest.raises(
+            PgSearchError, match=r"serves searches as ix_items_vec, .*lock timeout.*run the same"
+        ):
             run(impatient, "rebuild_vector_index", "ix_items_vec", table, schema="app", m=8)
         reader.rollback()
     found = indexes(engine)
-    assert found["ix_items_vec_rebuild"][1] and "m='8'" in found["ix_items_vec_rebuild"][0]
+    assert found["ix_items_vec"][1] and "m='8'" in found["ix_items_vec"][0]
+    assert "ix_items_vec_old" in found
+    rebuilt = _oid(engine, "app.ix_items_vec")
     run(engine, "rebuild_vector_index", "ix_items_vec", table, schema="app", m=8)
     assert list(indexes(engine)) == ["ix_items_vec"]
-    definition, valid = indexes(engine)["ix_items_vec"]
-    assert valid and "m='8'" in definition
+    assert _oid(engine, "app.ix_items_vec") == rebuilt  # finished, not built again
+
+
+def test_rebuild_finishes_a_swap_cut_short(engine: sa.Engine, table: str) -> None:
+    """A new index built under the temporary name, the old one gone: it takes the name."""
+    run(engine, "create_vector_index", "ix_items_vec_rebuild", table, schema="app", m=8)
+    built = _oid(engine, "app.ix_items_vec_rebuild")
+    run(engine, "rebuild_vector_index", "ix_items_vec", table, schema="app", m=8)
+    assert list(indexes(engine)) == ["ix_items_vec"]
+    assert _oid(engine, "app.ix_items_vec") == built
+
+
+def test_rebuild_keeps_what_it_is_not_asked_to_change(engine: sa.Engine, table: str) -> None:
+    run(
+        engine,
+        "create_vector_index",
+        "ix_items_p",
+        table,
+        schema="app",
+        storage="halfvec",
+        distance="l2",
+        m=24,
+        ef_construction=100,
+        where="label LIKE 'a%' OR label IS NULL",  # a % is not a placeholder
+    )
+    run(engine, "rebuild_vector_index", "ix_items_p", table, schema="app", m=8)
+    definition, valid = indexes(engine)["ix_items_p"]
+    assert valid and definition.endswith(
+        "USING hnsw (((embedding)::halfvec(8)) halfvec_l2_ops)"
+        " WITH (m='8', ef_construction='100') WHERE ((label ~~ 'a%'::text) OR (label IS NULL))"
+    )
+    # Another method: the old method's parameters go, the storage and predicate stay.
+    run(engine, "rebuild_vector_index", "ix_items_p", table, schema="app", method="ivfflat",
+        lists=2)  # fmt: skip
+    definition, _ = indexes(engine)["ix_items_p"]
+    assert "USING ivfflat (((embedding)::halfvec(8)) halfvec_l2_ops) WITH (lists='2') WHERE" in (
+        definition
+    )
+
+
+def test_one_operation_at_a_time_per_index(engine: sa.Engine, table: str) -> None:
+    run(engine, "create_vector_index", "ix_items_vec", table, schema="app")
+    with engine.connect() as holder:
+        holder.exec_driver_sql(
+            "SELECT pg_advisory_lock(hashtextextended('pgsearch.vector_index:app.ix_items_vec', 0))"
+        )
+        with pytest.raises(InvalidIndexError, match=r"another operation on index app.ix_items_vec"):
+            run(engine, "rebuild_vector_index", "ix_items_vec", table, schema="app", m=8)
+        holder.rollback()
+    assert "m='16'" in indexes(engine)["ix_items_vec"][0]
+
+
+def test_predicates_and_settings_are_checked_before_ddl(engine: sa.Engine, table: str) -> None:
+    with pytest.raises(InvalidIndexError, match=r"is not a predicate on app.items: .*nope"):
+        run(engine, "create_vector_index", "ix_x", table, schema="app", where="nope > 1")
+    with pytest.raises(InvalidIndexError, match="a build setting was refused"):
+        run(engine, "create_vector_index", "ix_x", table, schema="app",
+            maintenance_work_mem="777MB", max_parallel_maintenance_workers=-1)  # fmt: skip
+    assert indexes(engine) == {}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW maintenance_work_mem").scalar() == "64MB"
+
+
+def test_drop_needs_only_the_index(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA IF EXISTS app CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA app")
+        conn.exec_driver_sql("CREATE TABLE app.wide (id bigint PRIMARY KEY, v vector(3072))")
+    run(engine, "create_vector_index", "ix_wide", "wide", "v", schema="app", storage="halfvec")
+    run(engine, "drop_vector_index", "ix_wide", "wide", schema="app")  # no storage, no column
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT to_regclass('app.ix_wide')").scalar() is None
+    run(engine, "drop_vector_index", "ix_wide", "gone", schema="app", if_exists=True)
+    with pytest.raises(InvalidIndexError, match=r"table app.gone does not exist"):
+        run(engine, "drop_vector_index", "ix_wide", "gone", schema="app")
 
 
 def test_reverse_operations_for_autogenerate() -> None:
@@ -311,6 +398,7 @@ def test_reverse_operations_for_autogenerate() -> None:
     assert (drop.index_name, drop.index.storage, drop.index.m) == ("ix", "bit", 8)
     assert drop.reverse().arguments() == create.arguments()
     rebuild = RebuildVectorIndexOp("ix", "items", m=32, previous={"m": 16})
-    assert rebuild.reverse().index.m == 16 and rebuild.reverse().reverse().index.m == 32
+    assert rebuild.reverse().given == {"m": 16}
+    assert rebuild.reverse().reverse().given == {"m": 32}
     with pytest.raises(ValueError, match="previous parameters"):
         RebuildVectorIndexOp("ix", "items").reverse()

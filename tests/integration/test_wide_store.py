@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from pgsearch import ConfigurationError, DocumentInput, HashingEmbedder, Store, StoreOptions
+from pgsearch import (
+    ConfigurationError,
+    DocumentInput,
+    HashingEmbedder,
+    SearchRepository,
+    Store,
+    StoreOptions,
+)
 from pgsearch.migrations import upgrade
+from tests.integration.test_index_storage import Plans
 
 DIM = 3072
 
@@ -48,4 +56,13 @@ def test_wide_vectors_need_halfvec_storage(make_database: Callable[[], sa.URL]) 
     )
     results = store.search(query_vector=vectors[3], k=3, mode="vector")
     assert results[0].external_id == "d3" and results[0].score == pytest.approx(1.0, abs=1e-5)
+    # Served by the halfvec index (sequential scans off: the table is tiny).
+    with store.session() as session:
+        session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plans = Plans(session)
+        found, legs = plans.run(
+            SearchRepository(session).search, query_vector=vectors[5], k=3, mode="vector"
+        )
+        assert found[0].external_id == "d5"
+        assert any("Index Scan using ix_chunks_embedding_hnsw" in leg for leg in legs), legs
     engine.dispose()

@@ -19,7 +19,7 @@ with engine.connect() as connection:
         target_metadata=metadata,
         # Concurrent index builds commit what came before them: one transaction per revision.
         transaction_per_migration=True,
-        **application_options(),
+        **application_options(metadata),
     )
     with context.begin_transaction():
         context.run_migrations()
