@@ -55,9 +55,30 @@ __all__ = ["query_vector", "run_search"]
 _GROWTH = 4
 
 
+_PLAIN = (
+    "chunk_id",
+    "document_id",
+    "external_id",
+    "title",
+    "position",
+    "content",
+    "metadata",
+    "score",
+)
+
+
 def _rows_to_results(rows: Sequence[Any]) -> list[SearchResult]:
-    ranked = bool(rows) and "vector_rank" in rows[0]._fields
-    scored = ranked and "vector_score" in rows[0]._fields
+    if not rows:
+        return []
+    fields = rows[0]._fields
+    if fields == _PLAIN:
+        # Vector, text and bm25 rows: unpacked by position (a third of the time of by name).
+        return [
+            SearchResult(chunk, document, external, title, position, content, metadata, float(s))
+            for chunk, document, external, title, position, content, metadata, s in rows
+        ]
+    ranked = "vector_rank" in fields
+    scored = ranked and "vector_score" in fields
     return [
         SearchResult(
             chunk_id=row.chunk_id,
