@@ -65,7 +65,7 @@ _DROP_LOCK_TIMEOUT = "5s"
 DEFER_MIN_DOCUMENTS = 1_000
 
 _DEFERRABLE = """
-    SELECT c.relname, pg_get_indexdef(i.indexrelid)
+    SELECT c.relname, pg_get_indexdef(i.indexrelid), c.oid
     FROM pg_index AS i
     JOIN pg_class AS c ON c.oid = i.indexrelid
     JOIN pg_am AS am ON am.oid = c.relam
@@ -79,17 +79,23 @@ _DEFERRABLE = """
     UNION ALL
     -- BM25's postings: a B-tree of about 30 entries per chunk, built far faster at once.
     -- Replacing chunks during the load scans the postings instead (seconds per million rows).
-    SELECT c.relname, pg_get_indexdef(i.indexrelid)
+    SELECT c.relname, pg_get_indexdef(i.indexrelid), c.oid
     FROM pg_index AS i
     JOIN pg_class AS c ON c.oid = i.indexrelid
     WHERE i.indexrelid = to_regclass('pgsearch.ix_bm25_postings_lexeme') AND i.indisvalid
-    ORDER BY 1
+    ORDER BY 3
 """
+# deferred_at is the clock, not the transaction's start: the indexes are built again in the
+# order they were created, so the newest vector index (the one searches use, see
+# pgsearch.index_catalog) is the newest again.
 _RECORD = """
-    INSERT INTO pgsearch.deferred_indexes (name, definition) VALUES (%s, %s)
-    ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, deferred_at = now()
+    INSERT INTO pgsearch.deferred_indexes (name, definition, deferred_at)
+    VALUES (%s, %s, clock_timestamp())
+    ON CONFLICT (name) DO UPDATE
+        SET definition = excluded.definition, deferred_at = excluded.deferred_at
 """
 _PENDING = "SELECT name FROM pgsearch.deferred_indexes ORDER BY name"
+_BUILD_ORDER = "SELECT name FROM pgsearch.deferred_indexes ORDER BY deferred_at, name"
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ def _drop_indexes(connection: psycopg.Connection[Any]) -> list[str]:
     try:
         with connection.transaction():
             connection.execute("SELECT set_config('lock_timeout', %s, true)", (_DROP_LOCK_TIMEOUT,))
-            for name, definition in connection.execute(_DEFERRABLE).fetchall():
+            for name, definition, _oid in connection.execute(_DEFERRABLE).fetchall():
                 connection.execute(_RECORD, (name, definition))
                 connection.execute(sql.SQL("DROP INDEX pgsearch.{}").format(sql.Identifier(name)))
     except psycopg.errors.LockNotAvailable:
@@ -168,7 +174,7 @@ def _build_each(
     connection: psycopg.Connection[Any], settings: IndexBuildSettings, building: list[str]
 ) -> list[str]:
     built = []
-    for name in deferred_index_names(connection):
+    for (name,) in connection.execute(_BUILD_ORDER).fetchall():
         building[0] = name
         with connection.transaction():
             row = connection.execute(

@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import URL
 
-from pgsearch import DocumentInput, HashingEmbedder, IndexBuildSettings, Store
+from pgsearch import Distance, DocumentInput, HashingEmbedder, IndexBuildSettings, Store
 from pgsearch.bulk_load import build_deferred_indexes
 from pgsearch.cli import main
 from pgsearch.exceptions import ConfigurationError
@@ -275,3 +275,38 @@ def test_a_graph_that_outgrows_maintenance_work_mem_is_logged(
         for w in warnings
     ), warnings
     assert store.deferred_indexes() == []
+
+
+def test_a_bulk_load_rebuilds_compressed_vector_indexes_as_they_were(
+    store: Store, url: URL, libpq: Callable[[URL], str]
+) -> None:
+    """halfvec and bit indexes index expressions: the load must build them back the same,
+    and search must find and use them afterwards."""
+    from pgsearch.index_catalog import cached_search_index
+    from pgsearch.index_commands import apply_operation
+    from pgsearch.migrations.operations import CreateVectorIndexOp, RebuildVectorIndexOp
+
+    apply_operation(
+        store.engine,
+        RebuildVectorIndexOp(
+            "ix_chunks_embedding_hnsw", "chunks", schema="pgsearch", storage="halfvec",
+            old_index_grace=0,
+        ),
+    )  # fmt: skip
+    apply_operation(
+        store.engine,
+        CreateVectorIndexOp(
+            "ix_chunks_embedding_bits", "chunks", schema="pgsearch", storage="bit",
+            method="ivfflat", lists=1,
+        ),
+    )  # fmt: skip
+    before = _indexes(libpq(url))
+    with store.bulk_load() as deferred:
+        assert {"ix_chunks_embedding_hnsw", "ix_chunks_embedding_bits"} <= set(deferred)
+        store.upsert(_docs(60))
+    assert _indexes(libpq(url)) == before
+    with store.engine.connect() as connection:
+        chosen = cached_search_index(connection, Distance.COSINE, 32)
+    assert chosen is not None and chosen.name == "ix_chunks_embedding_bits"  # the newest
+    results = store.search("document number 7 about bees", 3, "vector")
+    assert results.path == "hnsw" and len(results) == 3
