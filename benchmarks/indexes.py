@@ -97,7 +97,7 @@ from langchain_ingest_peer import DIM, debian_size, rows
 from search_modes import ONE_CHUNK
 
 import pgsearch.migrations  # noqa: F401  (registers op.rebuild_vector_index)
-from pgsearch import DocumentInput, SearchRequest, Store
+from pgsearch import DocumentInput, IndexBuildSettings, SearchRequest, Store
 
 HELD_OUT = 200
 K = 10
@@ -269,7 +269,7 @@ def documents(data: Data) -> Iterator[list[DocumentInput]]:
         yield batch
 
 
-def fill(store: Store, data: Data) -> None:
+def fill(store: Store, data: Data, memory: str) -> None:
     """Load the corpus through pgsearch's write path unless the store already holds it."""
     wanted = len(data.external_ids)
     stored = store.status().documents
@@ -279,13 +279,14 @@ def fill(store: Store, data: Data) -> None:
     log(f"store holds {stored} documents, loading {wanted}")
     start = time.perf_counter()
     if stored == 0:
-        with store.bulk_load():  # a first load: indexes built after the rows, then optimize
+        # A first load: indexes built after the rows (with --maintenance-work-mem), then optimize.
+        with store.bulk_load(IndexBuildSettings(maintenance_work_mem=memory)):
             for batch in documents(data):
                 store.upsert(batch)
     else:
         for batch in documents(data):
             store.upsert(batch)
-        store.optimize()
+        store.optimize(IndexBuildSettings(maintenance_work_mem=memory))
     log(f"loaded {wanted} documents in {time.perf_counter() - start:.1f} s")
 
 
@@ -584,7 +585,7 @@ def main() -> None:
     store = Store.open(embedder=RefusingEmbedder(), data_dir=store_dir, chunking=ONE_CHUNK)
     with store:
         store.migrate()
-        fill(store, data)
+        fill(store, data, args.maintenance_work_mem)
         url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         conn = psycopg.connect(url, autocommit=True)
         register_vector(conn)
