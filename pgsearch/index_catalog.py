@@ -32,6 +32,7 @@ from pgsearch.vector_index import (
     DEFAULT_M,
     IndexMethod,
     Storage,
+    describe_operator_class,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "SEARCH_INDEX_TTL_SECONDS",
     "VectorIndexInfo",
     "cached_search_index",
+    "find_vector_index",
     "forget_search_index",
     "search_index",
     "vector_indexes",
@@ -52,7 +54,6 @@ _DEFAULTS: dict[str, dict[str, int]] = {
     "hnsw": {"m": DEFAULT_M, "ef_construction": DEFAULT_EF_CONSTRUCTION},
     "ivfflat": {"lists": DEFAULT_LISTS},
 }
-_DISTANCES = {"cosine": Distance.COSINE, "l2": Distance.L2, "ip": Distance.INNER_PRODUCT}
 
 # One row per pgvector index (hnsw or ivfflat) of one table; its first key column or expression.
 _INDEXES = text(
@@ -124,17 +125,12 @@ class VectorIndexInfo:
     rows: int | None = None
 
     def operation_arguments(self) -> dict[str, Any]:
-        """The keyword arguments of ``op.create_vector_index`` that build this index again."""
-        arguments: dict[str, Any] = {
-            "schema": self.schema,
-            "method": self.method,
-            "storage": self.storage,
-            **self.parameters,
-        }
+        """The index arguments of ``op.create_vector_index`` that build this index again
+        (``method``, ``storage``, its parameters, ``distance``, ``where``; not the names)."""
+        arguments: dict[str, Any] = {"method": self.method, "storage": self.storage}
+        arguments.update(self.parameters)
         if self.distance is not None:
             arguments["distance"] = self.distance.value
-        if self.column is not None:
-            arguments["column_name"] = self.column
         if self.predicate is not None:
             arguments["where"] = self.predicate
         return arguments
@@ -156,7 +152,7 @@ def _parameters(method: str, reloptions: list[str] | None) -> dict[str, int]:
 
 def _info(row: Any) -> VectorIndexInfo:
     opclass: str = row.opclass
-    storage, _, rest = opclass.removesuffix("_ops").partition("_")
+    storage, distance = describe_operator_class(opclass)
     return VectorIndexInfo(
         name=row.name,
         schema=row.schema,
@@ -164,7 +160,7 @@ def _info(row: Any) -> VectorIndexInfo:
         method=row.method,
         opclass=opclass,
         storage=storage,
-        distance=_DISTANCES.get(rest) if storage in ("vector", "halfvec") else None,
+        distance=distance,
         parameters=_parameters(row.method, row.reloptions),
         column=row.column_name,
         expression=row.expression,
@@ -189,6 +185,13 @@ def vector_indexes(
     """
     rows = connection.execute(_INDEXES, {"schema": schema, "table": table}).all()
     return [_info(row) for row in rows]
+
+
+def find_vector_index(
+    connection: Connection, name: str, schema: str = "pgsearch", table: str = "chunks"
+) -> VectorIndexInfo | None:
+    """The pgvector index ``name`` of ``schema.table``, or ``None``."""
+    return next((i for i in vector_indexes(connection, schema, table) if i.name == name), None)
 
 
 def _expected_expression(storage: str, dimensions: int) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from alembic.operations import MigrateOperation
 
+from pgsearch.index_catalog import find_vector_index, vector_indexes
 from pgsearch.index_commands import BuildProgress, apply_operation, estimate_recall, write_migration
 from pgsearch.indexes import create_metadata_index, drop_metadata_index
 from pgsearch.migrations.operations import (
@@ -130,16 +131,10 @@ def _build_kwargs(args: argparse.Namespace, distance: str | None) -> dict[str, A
 
 
 def _previous(store: Store, name: str) -> dict[str, Any] | None:
-    """The arguments of the index ``name`` as it is now (for a rebuild's downgrade)."""
-    from pgsearch.index_catalog import vector_indexes
-
+    """The arguments of the index ``name`` as it is now (for the downgrade of its change)."""
     with store.engine.connect() as connection:
-        for index in vector_indexes(connection):
-            if index.name == name:
-                arguments = index.operation_arguments()
-                arguments.pop("column_name", None)
-                return arguments
-    return None
+        index = find_vector_index(connection, name)
+    return None if index is None else index.operation_arguments()
 
 
 def _show_progress(progress: BuildProgress) -> None:
@@ -166,8 +161,6 @@ def _run(store: Store, args: argparse.Namespace, operation: MigrateOperation, wh
 
 
 def _list(store: Store, args: argparse.Namespace) -> None:
-    from pgsearch.index_catalog import vector_indexes
-
     with store.engine.connect() as connection:
         indexes = vector_indexes(connection)
     if args.json:
@@ -221,7 +214,7 @@ def run_index_command(store: Store, args: argparse.Namespace) -> None:
             "chunks",
             schema=SCHEMA,
             concurrently=not args.blocking,
-            **(_previous_or_empty(store, args.name)),
+            **(_previous(store, args.name) or {}),
         )
         _run(store, args, operation, f"drop vector index {args.name}")
     else:
@@ -238,10 +231,3 @@ def run_index_command(store: Store, args: argparse.Namespace) -> None:
                 **_build_kwargs(args, None),
             )
         _run(store, args, operation, f"{action} vector index {args.name}")
-
-
-def _previous_or_empty(store: Store, name: str) -> dict[str, Any]:
-    previous = _previous(store, name) or {}
-    previous.pop("schema", None)
-    previous.pop("concurrently", None)
-    return previous

@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,16 +94,11 @@ def apply_operation(
     with engine.connect() as connection:
         context = MigrationContext.configure(connection)
         with (
-            _watch_builds(engine, progress) if progress else _nothing(),
+            _watch_builds(engine, progress) if progress else nullcontext(),
             context.begin_transaction(),
         ):
             Operations(context).invoke(operation)
     forget_search_index(engine)  # searches in this process read the new index
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _is_pgsearch_location(location: str) -> bool:

@@ -35,6 +35,7 @@ __all__ = [
     "Storage",
     "VectorIndex",
     "default_lists",
+    "describe_operator_class",
     "index_expression",
     "operator_class",
 ]
@@ -70,6 +71,18 @@ def operator_class(storage: Storage, distance: Distance) -> str:
     if storage == "bit":
         return "bit_hamming_ops"
     return f"{storage}_{_OPS[distance]}_ops"
+
+
+def describe_operator_class(opclass: str) -> tuple[str, Distance | None]:
+    """The storage and distance of a pgvector operator class: :func:`operator_class` read back.
+
+    ``halfvec_l2_ops`` is ``("halfvec", Distance.L2)``; a distance pgsearch does not search by
+    (``bit_hamming_ops``'s Hamming, Jaccard, L1) is ``None``.
+    """
+    storage, _, rest = opclass.removesuffix("_ops").partition("_")
+    if storage not in ("vector", "halfvec"):
+        return storage, None
+    return storage, next((d for d, name in _OPS.items() if name == rest), None)
 
 
 def index_expression(column: str, storage: Storage, dimensions: int) -> sql.Composable:

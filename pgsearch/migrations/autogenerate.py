@@ -34,7 +34,7 @@ from pgsearch.migrations.operations import (
     RebuildVectorIndexOp,
 )
 from pgsearch.models import SCHEMA, Base
-from pgsearch.vector_index import DEFAULT_DISTANCE
+from pgsearch.vector_index import DEFAULT_DISTANCE, describe_operator_class
 
 __all__ = [
     "application_options",
@@ -134,20 +134,18 @@ def _index_arguments(index: Index) -> dict[str, Any] | None:
     if len(columns) != 1 or len(index.expressions) != 1 or options.get("where") is not None:
         return None  # expression and partial indexes stay op.create_index
     column = columns[0].name
-    opclass = (options.get("ops") or {}).get(column, "vector_l2_ops")
-    distance = {
-        "vector_cosine_ops": "cosine",
-        "vector_l2_ops": "l2",
-        "vector_ip_ops": "inner_product",
-    }
-    if opclass not in distance:
-        return None
+    # pgvector's default operator class is vector_l2_ops.
+    storage, distance = describe_operator_class(
+        (options.get("ops") or {}).get(column, "vector_l2_ops")
+    )
+    if storage != "vector" or distance is None:
+        return None  # a cast or a bit column: op.create_index spells it
     parameters = {key: int(value) for key, value in (options.get("with") or {}).items()}
     return {
         "column_name": column,
         "schema": index.table.schema if index.table is not None else None,
         "method": str(options["using"]).lower(),
-        "distance": distance[opclass],
+        "distance": distance.value,
         **{key: parameters[key] for key in ("m", "ef_construction", "lists") if key in parameters},
     }
 

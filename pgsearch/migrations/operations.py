@@ -29,6 +29,7 @@ per index: a second one is refused while the first runs (a session advisory lock
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -40,8 +41,14 @@ import sqlalchemy as sa
 from alembic.operations import MigrateOperation, Operations
 from psycopg import sql
 
-from pgsearch.exceptions import ConfigurationError, InvalidIndexError, PgSearchError
-from pgsearch.index_catalog import SEARCH_INDEX_TTL_SECONDS, VectorIndexInfo, vector_indexes
+from pgsearch.exceptions import (
+    ConfigurationError,
+    InvalidIndexError,
+    NotMigratedError,
+    PgSearchError,
+)
+from pgsearch.index_catalog import SEARCH_INDEX_TTL_SECONDS, VectorIndexInfo, find_vector_index
+from pgsearch.store_config import load_store_settings
 from pgsearch.types import Distance
 from pgsearch.vector_index import DEFAULT_DISTANCE, VectorIndex, default_lists
 
@@ -138,6 +145,7 @@ class _Table:
         self.oid: int = row[0] if row else 0
         self.schema: str = row[1] if row else (schema or "")
         self.name: str = row[2] if row else name
+        self.identifier = sql.Identifier(self.schema, self.name)
 
     def require(self) -> None:
         if not self.exists:
@@ -165,28 +173,21 @@ class _Table:
         return dimensions
 
     def rows(self, conn: sa.Connection) -> int:
-        count = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(self.schema, self.name))
+        count = sql.SQL("SELECT count(*) FROM {}").format(self.identifier)
         raw = conn.connection.driver_connection
         return int(conn.exec_driver_sql(count.as_string(raw)).scalar_one())
 
     def qualified(self, name: str) -> sql.Composable:
         return sql.Identifier(self.schema, name)
 
-    def index_info(self, conn: sa.Connection, name: str) -> VectorIndexInfo | None:
-        for info in vector_indexes(conn, self.schema, self.name):
-            if info.name == name:
-                return info
-        return None
-
     def store_distance(self, conn: sa.Connection) -> Distance | None:
         """The store's distance when this is pgsearch's chunks table, else ``None``."""
         if (self.schema, self.name) != ("pgsearch", "chunks"):
             return None
-        present = conn.exec_driver_sql("SELECT to_regclass('pgsearch.store_config')").scalar()
-        if present is None:
+        try:
+            return load_store_settings(conn).distance
+        except NotMigratedError:
             return None
-        value = conn.exec_driver_sql("SELECT distance FROM pgsearch.store_config").scalar()
-        return None if value is None else Distance.parse(value)
 
 
 def _check_settings(settings: Mapping[str, Any]) -> dict[str, str]:
@@ -259,7 +260,7 @@ def _check_where(conn: sa.Connection, table: _Table, index: VectorIndex) -> None
     if index.where is None:
         return
     probe = sql.SQL("EXPLAIN SELECT 1 FROM {} WHERE ({})").format(
-        sql.Identifier(table.schema, table.name), sql.SQL(index.where)
+        table.identifier, sql.SQL(index.where)
     )
     try:
         with conn.begin_nested():
@@ -536,7 +537,7 @@ class RebuildVectorIndexOp(_VectorIndexOp):
                 "previous={...} to make it reversible"
             )
         build = {key: value for key, value in self.arguments().items() if key not in self.given}
-        previous = {key: value for key, value in self.given.items()}
+        previous = dict(self.given)
         if self.schema is not None:
             previous["schema"] = self.schema
         return RebuildVectorIndexOp(
@@ -681,8 +682,8 @@ def _drop_vector_index(operations: Operations, operation: DropVectorIndexOp) -> 
 def _matches(info: VectorIndexInfo, index: VectorIndex) -> bool:
     """Whether the index ``info`` describes is already the one ``index`` asks for."""
     distance_matches = index.storage == "bit" or info.distance is index.distance
-    wanted = index.parameters if index.method == "hnsw" or index.lists is not None else None
-    parameters_match = wanted is None or all(info.parameters.get(k) == v for k, v in wanted.items())
+    # An IVFFlat index asked without lists takes whatever the row count gives.
+    parameters_match = all(info.parameters.get(k) == v for k, v in index.parameters.items())
     return (
         info.valid
         and info.method == index.method
@@ -704,15 +705,13 @@ def _rebuild_vector_index(operations: Operations, operation: RebuildVectorIndexO
     with _exclusive(conn, table, name):
         recovered = _recover(operations, table, name, temporary, aside)
         conn = operations.get_bind()
-        current = table.index_info(conn, name)
+        current = find_vector_index(conn, name, table.schema, table.name)
         if current is None:
             raise InvalidIndexError(
                 f"there is no pgvector index {name} of {table.label} to rebuild: create it "
                 "with op.create_vector_index"
             )
         inherited = current.operation_arguments()
-        inherited.pop("schema", None)
-        inherited.pop("column_name", None)
         if "distance" not in inherited:  # a bit index: the store's (or the default) distance
             inherited["distance"] = (table.store_distance(conn) or DEFAULT_DISTANCE).value
         wanted = operation.spec(inherited)
@@ -724,7 +723,7 @@ def _rebuild_vector_index(operations: Operations, operation: RebuildVectorIndexO
                     f"{taken} exists in schema {table.schema} and is not a leftover of a "
                     f"rebuild of {name}: rename or drop it"
                 )
-        index = VectorIndex(**{**_fields(wanted), "name": temporary})
+        index = dataclasses.replace(wanted, name=temporary)
         statement = _prepare(conn, table, index, operation.settings, operation.concurrently)
         _build(
             operations,
@@ -741,22 +740,6 @@ def _rebuild_vector_index(operations: Operations, operation: RebuildVectorIndexO
             _log.info("keeping %s for %.0f s while searches move to its rebuild", name, grace)
             time.sleep(grace)
         _swap(operations, table, name, temporary, aside, concurrently=operation.concurrently)
-
-
-def _fields(index: VectorIndex) -> dict[str, Any]:
-    return {
-        "name": index.name,
-        "table": index.table,
-        "column": index.column,
-        "schema": index.schema,
-        "method": index.method,
-        "distance": index.distance,
-        "storage": index.storage,
-        "m": index.m if index.method == "hnsw" else None,
-        "ef_construction": index.ef_construction if index.method == "hnsw" else None,
-        "lists": index.lists,
-        "where": index.where,
-    }
 
 
 def _swap(

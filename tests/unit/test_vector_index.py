@@ -11,6 +11,7 @@ from pgsearch.vector_index import (
     DEFAULT_M,
     VectorIndex,
     default_lists,
+    describe_operator_class,
     operator_class,
 )
 
@@ -104,3 +105,13 @@ def test_dimensions_limit_each_storage() -> None:
         VectorIndex("ix", "t", storage="halfvec").check_dimensions(4001)
     with pytest.raises(InvalidIndexError, match="no fixed dimension"):
         VectorIndex("ix", "t").check_dimensions(None)
+
+
+def test_operator_classes_read_back() -> None:
+    for storage in ("vector", "halfvec"):
+        for distance in Distance:
+            opclass = operator_class(storage, distance)  # type: ignore[arg-type]
+            assert describe_operator_class(opclass) == (storage, distance)
+    assert describe_operator_class("bit_hamming_ops") == ("bit", None)
+    assert describe_operator_class("vector_l1_ops") == ("vector", None)
+    assert describe_operator_class("sparsevec_l2_ops") == ("sparsevec", None)
