@@ -94,7 +94,7 @@ from sqlalchemy import event
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from filtered_search import EXACT_ALL, EXTERNAL_IDS, LC_PIN, VERSIONS, Timing, Truth, measure
 from ingest import RefusingEmbedder, cpu_name, git_state, loads, table
-from langchain_ingest_peer import DIM, debian_size, rows
+from langchain_ingest_peer import DIM, debian_size, rows, unit_vectors
 from search_modes import ONE_CHUNK
 
 import pgsearch.migrations  # noqa: F401  (registers op.rebuild_vector_index)
@@ -236,20 +236,7 @@ class Data:
 
 
 def read_data(dataset: str, total: int, held: list[int]) -> Data:
-    index = {row: i for i, row in enumerate(held)}
-    matrix = np.empty((total - len(held), DIM), np.float32)
-    queries = np.empty((len(held), DIM), np.float32)
-    external_ids: list[str] = []
-    for row, (external_id, _title, _content, _metadata, vector) in enumerate(
-        rows(dataset, 0, total)
-    ):
-        if row in index:
-            queries[index[row]] = vector
-        else:
-            matrix[len(external_ids)] = vector
-            external_ids.append(external_id)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    external_ids, matrix, queries = unit_vectors(dataset, total, held)
     return Data(dataset, total, held, external_ids, matrix, queries)
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from langchain_ingest_peer import DIM, rows
+from langchain_ingest_peer import DIM, rows, unit_vectors
 
 INDEX = "langchain_indexes_hnsw"
 BATCH = 2000
@@ -73,21 +73,7 @@ def corpus_rows(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]
 
 def read_vectors(spec: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The corpus's external ids and unit vectors, and the unit query vectors."""
-    held_out = {row: i for i, row in enumerate(spec["held_out"])}
-    ids: list[str] = []
-    matrix = np.empty((spec["total"] - len(held_out), DIM), np.float32)
-    queries = np.empty((len(held_out), DIM), np.float32)
-    for row, (external_id, _title, _content, _metadata, vector) in enumerate(
-        rows(spec["dataset"], 0, spec["total"])
-    ):
-        if row in held_out:
-            queries[held_out[row]] = vector
-        else:
-            matrix[len(ids)] = vector
-            ids.append(external_id)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    return ids, matrix, queries
+    return unit_vectors(spec["dataset"], spec["total"], list(spec["held_out"]))
 
 
 def langchain(spec: dict[str, Any], queries: np.ndarray, count: int) -> dict[str, Any]:

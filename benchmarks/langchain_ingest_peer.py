@@ -126,6 +126,28 @@ def rows(dataset: str, start: int, stop: int) -> Iterator[Row]:
     return debian_rows(start, stop) if dataset == "debian" else generated_rows(start, stop)
 
 
+def unit_vectors(
+    dataset: str, total: int, held: list[int]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Rows ``0..total`` split in two: the corpus's external ids and unit vectors, and the
+    unit vectors of the ``held`` rows (queries, in the order of ``held``)."""
+    index = {row: i for i, row in enumerate(held)}
+    ids: list[str] = []
+    matrix = np.empty((total - len(held), DIM), np.float32)
+    queries = np.empty((len(held), DIM), np.float32)
+    for row, (external_id, _title, _content, _metadata, vector) in enumerate(
+        rows(dataset, 0, total)
+    ):
+        if row in index:
+            queries[index[row]] = vector
+        else:
+            matrix[len(ids)] = vector
+            ids.append(external_id)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return ids, matrix, queries
+
+
 def batches(dataset: str, start: int, stop: int, size: int) -> Iterator[list[Row]]:
     """Rows ``start..stop`` in lists of ``size``."""
     batch: list[Row] = []
